@@ -1,0 +1,18 @@
+"""Typed artifacts and their tracking: the public artifact API of the run infrastructure."""
+
+from nemo_runspec.artifacts.tracking import (
+    ArtifactTracking,
+    current_tracking,
+    log_artifact,
+    setup_artifact_tracking,
+)
+from nemo_runspec.artifacts.base import Artifact, artifact_class
+
+__all__ = [
+    "Artifact",
+    "ArtifactTracking",
+    "artifact_class",
+    "current_tracking",
+    "log_artifact",
+    "setup_artifact_tracking",
+]

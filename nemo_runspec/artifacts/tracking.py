@@ -1,0 +1,195 @@
+"""Artifact tracking for a run: where artifacts are published and how references resolve.
+
+``setup_artifact_tracking(config)`` builds the tracking from the ``artifacts:`` config
+section, ``NEMOTRON_ARTIFACTS_ROOT`` and env.toml's ``[artifacts]`` table (in that order of
+precedence; the default root is ``./artifacts``) and makes it the process's active tracking,
+which ``Artifact.from_uri`` and the ``${art:...}`` resolver use.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nemo_runspec.env import load_env
+from nemo_runspec.errors import ArtifactNotFoundError, ConfigError
+from nemo_runspec.provenance import current_code_version, current_producer
+from nemo_runspec.refs import ArtifactRef, is_artifact_ref, validate_alias, validate_name
+from nemo_runspec.registry.backend import ArtifactBackend
+from nemo_runspec.registry.manifest import ManifestRegistry
+from nemo_runspec.registry.record import ArtifactRecord
+
+if TYPE_CHECKING:
+    from nemo_runspec.artifacts.base import Artifact
+
+ROOT_VAR = "NEMOTRON_ARTIFACTS_ROOT"
+DEFAULT_ROOT = "artifacts"
+
+# Secondary backends by the name used in `backends = [...]`; later modules add theirs.
+BACKEND_FACTORIES: dict[str, Callable[[Mapping[str, Any]], ArtifactBackend]] = {}
+
+
+@dataclass
+class ArtifactTracking:
+    """The primary registry plus secondary backends, with a per-run resolution cache.
+
+    Within one tracking, a reference resolves to the same version every time (``latest``
+    does not move under a running job), except for names this tracking itself publishes.
+    """
+
+    registry: ManifestRegistry
+    mirrors: list[ArtifactBackend] = field(default_factory=list)
+    _cache: dict[str, ArtifactRecord] = field(default_factory=dict, repr=False)
+
+    @property
+    def backends(self) -> list[ArtifactBackend]:
+        return [self.registry, *self.mirrors]
+
+    def resolve(self, ref: str | ArtifactRef) -> ArtifactRecord:
+        parsed = ref if isinstance(ref, ArtifactRef) else ArtifactRef.parse(ref)
+        key = str(parsed)
+        if key not in self._cache:
+            self._cache[key] = self._resolve_uncached(parsed)
+        return self._cache[key]
+
+    def _resolve_uncached(self, ref: ArtifactRef) -> ArtifactRecord:
+        try:
+            return self.registry.resolve(ref)
+        except ArtifactNotFoundError as not_here:
+            for mirror in self.mirrors:
+                try:
+                    return mirror.resolve(ref)
+                except (ArtifactNotFoundError, NotImplementedError):
+                    continue
+            raise not_here
+
+    def publish(
+        self,
+        artifact: Artifact,
+        name: str,
+        inputs: Iterable[str] = (),
+        aliases: Iterable[str] = (),
+    ) -> ArtifactRecord:
+        validate_name(name)
+        aliases = [validate_alias(a) for a in aliases]
+        uris = _unique([*artifact.get_input_uris(), *inputs])
+        input_records = {uri: self.resolve(uri) for uri in uris if is_artifact_ref(uri)}
+        pinned = _unique([input_records[u].uri if u in input_records else u for u in uris])
+        if artifact.producer is None:
+            artifact.producer = current_producer()
+        if artifact.code_version is None:
+            artifact.code_version = current_code_version()
+        record = self.registry.publish(artifact.to_record(name, pinned))
+        self._forget(name)
+        for alias in aliases:
+            self.registry.set_alias(name, alias, record.version)
+        for mirror in self.mirrors:
+            mirror.mirror(record, list(input_records.values()))
+        artifact.name, artifact.version = record.name, record.version
+        artifact.save_metadata(record)
+        return record
+
+    def set_alias(self, ref: str, alias: str) -> ArtifactRecord:
+        record = self.registry.resolve(ArtifactRef.parse(ref))
+        self.registry.set_alias(record.name, alias, record.version)
+        self._forget(record.name)
+        return record
+
+    def _forget(self, name: str) -> None:
+        for key in [k for k in self._cache if k.split(":", 1)[0] == name]:
+            del self._cache[key]
+
+
+_active: ArtifactTracking | None = None
+
+
+def setup_artifact_tracking(config: Any = None) -> ArtifactTracking:
+    """Build the tracking described by ``config`` and make it the active one.
+
+    ``config`` may be None, a full run config with an ``artifacts:`` section, or that section
+    itself (a mapping or OmegaConf node with ``root`` and ``backends``).
+    """
+    global _active
+    section = _artifacts_section(config)
+    env = load_env()
+    env_section = env.section("artifacts")
+    root = section.get("root") or os.environ.get(ROOT_VAR) or _env_root(env_section, env.path) or DEFAULT_ROOT
+    backends = list(section.get("backends") or env_section.get("backends") or ["manifest"])
+    if "manifest" not in backends:
+        raise ConfigError(
+            f"artifacts.backends={backends} leaves out 'manifest'",
+            hint="the manifest is the registry that allocates versions; add it beside other backends",
+        )
+    mirrors = []
+    for backend in backends:
+        if backend == "manifest":
+            continue
+        if backend not in BACKEND_FACTORIES:
+            known = ", ".join(["manifest", *BACKEND_FACTORIES])
+            raise ConfigError(f"unknown artifact backend {backend!r} (known: {known})")
+        mirrors.append(BACKEND_FACTORIES[backend]({**env_section, **section}))
+    _active = ArtifactTracking(registry=ManifestRegistry(root), mirrors=mirrors)
+    return _active
+
+
+def current_tracking() -> ArtifactTracking:
+    """The active tracking, set up from the environment on first use."""
+    return _active if _active is not None else setup_artifact_tracking()
+
+
+def log_artifact(
+    artifact: Artifact,
+    tracking: ArtifactTracking | None = None,
+    name: str | None = None,
+    *,
+    inputs: Iterable[str] = (),
+    aliases: Iterable[str] = (),
+) -> Artifact:
+    """Publish ``artifact`` as the next version of ``name``; its inputs are pinned to versions.
+
+    Fills in ``artifact.name`` and ``artifact.version`` and returns the artifact.
+    """
+    tracking = tracking or current_tracking()
+    tracking.publish(artifact, name or artifact.name or artifact.default_name(), inputs, aliases)
+    return artifact
+
+
+def _artifacts_section(config: Any) -> dict[str, Any]:
+    if config is None:
+        return {}
+    if not isinstance(config, Mapping):  # DictConfig is a Mapping too
+        raise ConfigError(f"setup_artifact_tracking expects a mapping or DictConfig, got {type(config).__name__}")
+    if "artifacts" in config:
+        section = config["artifacts"]
+    elif {"root", "backends"} & set(config.keys()):
+        section = config
+    else:
+        return {}
+    if section is None:
+        return {}
+    if not isinstance(section, Mapping):
+        raise ConfigError(f"config 'artifacts' must be a mapping, got {type(section).__name__}")
+    from omegaconf import DictConfig, OmegaConf
+
+    if isinstance(section, DictConfig):
+        # Only this section is resolved: the rest of a run config may hold ${art:...}
+        # references, which need the tracking this call is building.
+        return OmegaConf.to_container(section, resolve=True)  # type: ignore[return-value]
+    return dict(section)
+
+
+def _env_root(section: Mapping[str, Any], env_path: Path | None) -> str | None:
+    root = section.get("root")
+    if not root:
+        return None
+    path = Path(str(root)).expanduser()
+    if not path.is_absolute() and env_path is not None:
+        path = env_path.parent / path  # relative to the env.toml that names it
+    return str(path)
+
+
+def _unique(items: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(items))

@@ -1,0 +1,31 @@
+"""Helpers shared by tests: run Python or the CLI in a fresh interpreter of this environment."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_python(code: str, *args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 120):
+    """Run ``code`` in a fresh interpreter of this environment."""
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True, text=True, cwd=cwd, timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 120):
+    """Run the ``nemotron`` command as a user would (same entry point as the console script).
+
+    A wide terminal keeps rich from wrapping long paths, so tests can search the output.
+    """
+    return subprocess.run(
+        [sys.executable, "-m", "nemotron.cli.app", *args],
+        capture_output=True, text=True, cwd=cwd, timeout=timeout,
+        env={**os.environ, "COLUMNS": "250", **(env or {})},
+    )
