@@ -16,6 +16,9 @@ class NemotronError(Exception):
         super().__init__(message)
         self.hint = hint or self.default_hint
 
+    def __reduce__(self):  # keep the hint when the error crosses a process boundary
+        return (_rebuild_error, (type(self), str(self), self.hint))
+
 
 class InvalidNameError(NemotronError, ValueError):
     """An artifact name, alias or URI breaks the documented syntax."""
@@ -37,5 +40,39 @@ class CorruptRecordError(NemotronError):
     default_hint = "`nemotron artifact verify` lists every problem in the registry"
 
 
+class DataError(NemotronError):
+    """Input data that cannot be used (malformed record, missing field, bad encoding)."""
+
+
 class ConfigError(NemotronError):
     """A configuration file or config value that cannot be used (env.toml, ${art:...})."""
+
+
+def _rebuild_error(cls: type[NemotronError], message: str, hint: str | None) -> NemotronError:
+    return cls(message, hint=hint)
+
+
+def user_error(err: BaseException | None) -> NemotronError | None:
+    """The NemotronError behind ``err``, following causes and contexts (OmegaConf and
+    Hydra wrap errors raised inside resolvers)."""
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, NemotronError):
+            return err
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None
+
+
+def report_error(err: BaseException) -> int:
+    """Print ``err`` as ``error: ...`` and ``hint: ...`` on stderr; return the exit status."""
+    import sys
+
+    cause = user_error(err)
+    if cause is not None:
+        message, hint = str(cause), cause.hint
+    else:
+        message, hint = f"{type(err).__name__}: {err}", None
+    print(f"error: {' '.join(message.split())}", file=sys.stderr)
+    print(f"hint: {hint or 'run again with --debug for the traceback'}", file=sys.stderr)
+    return 1

@@ -11,6 +11,8 @@ import sys
 import typer
 
 from nemotron.cli import artifact, demo
+from nemotron.cli.family import family_app
+from nemotron.recipes import families
 
 app = typer.Typer(
     name="nemotron",
@@ -21,15 +23,19 @@ app = typer.Typer(
 )
 app.add_typer(artifact.app, name="artifact")
 app.command("demo")(demo.demo)
+for _family in families():
+    app.add_typer(family_app(_family), name=_family)
 
 _state = {"debug": False}
 
 
 @app.callback()
 def _options(
+    ctx: typer.Context,
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks instead of one-line errors."),
 ) -> None:
     _state["debug"] = debug
+    ctx.obj = {"debug": debug}
 
 
 def main() -> None:
@@ -40,31 +46,9 @@ def main() -> None:
     except BaseException as err:  # noqa: BLE001 - the one place errors become exit codes
         if _state["debug"] or isinstance(err, KeyboardInterrupt):
             raise
-        sys.exit(_report(err))
+        from nemo_runspec.errors import report_error
 
-
-def _report(err: BaseException) -> int:
-    cause = _user_error(err)
-    if cause is not None:
-        message, hint = str(cause), cause.hint
-    else:
-        message, hint = f"{type(err).__name__}: {err}", None
-    print(f"error: {' '.join(message.split())}", file=sys.stderr)
-    print(f"hint: {hint or 'run again with --debug for the traceback'}", file=sys.stderr)
-    return 1
-
-
-def _user_error(err: BaseException):
-    """The NemotronError behind ``err`` (OmegaConf wraps errors raised inside resolvers)."""
-    from nemo_runspec.errors import NemotronError
-
-    seen = set()
-    while err is not None and id(err) not in seen:
-        if isinstance(err, NemotronError):
-            return err
-        seen.add(id(err))
-        err = err.__cause__ or err.__context__
-    return None
+        sys.exit(report_error(err))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,80 @@
+"""``nemotron <family> ...``: run a family's recipes (``data prep pretrain``; later stages).
+
+Every stage command takes Hydra overrides verbatim after its options, ``-m`` for sweeps and
+``--cfg job`` / ``--dry-run`` to print the resolved config without running anything.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+
+import typer
+
+_EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
+_MULTIRUN = typer.Option(False, "-m", "--multirun", help="Run one job per combination of swept values (a=1,2).")
+_CFG = typer.Option(None, "--cfg", help="'job': print the resolved config and exit.")
+_DRY_RUN = typer.Option(False, "--dry-run", help="Print the resolved config of every job and exit.")
+
+
+def family_app(family: str) -> typer.Typer:
+    app = typer.Typer(help=f"The {family} recipes: data prep and training stages.", no_args_is_help=True)
+    data = typer.Typer(help="Prepare or import a stage's data.", no_args_is_help=True)
+    prep = typer.Typer(help="Raw data -> a typed data artifact.", no_args_is_help=True)
+    app.add_typer(data, name="data")
+    data.add_typer(prep, name="prep")
+
+    @prep.command("pretrain", context_settings=_EXTRA)
+    def prep_pretrain(
+        ctx: typer.Context,
+        multirun: bool = _MULTIRUN,
+        cfg: str | None = _CFG,
+        dry_run: bool = _DRY_RUN,
+        num_shards: int | None = typer.Option(None, "--num-shards", help="Split the work into this many jobs."),
+        shard_index: int | None = typer.Option(None, "--shard-index", help="This job's slice (default: SLURM_ARRAY_TASK_ID)."),
+        finalize: bool = typer.Option(False, "--finalize", help="Only write blend.json and log the artifact."),
+    ) -> None:
+        """Raw text -> Megatron bin/idx shards + blend.json (PretrainBlendsArtifact)."""
+        extra = _slice_overrides(num_shards, shard_index, finalize)
+        run_recipe(ctx, family, "data_prep/pretrain", "nemotron.stages.pretrain_data:prep_pretrain",
+                   multirun=multirun, cfg=cfg, dry_run=dry_run, extra=extra)
+
+    return app
+
+
+def run_recipe(ctx: typer.Context, family: str, recipe_name: str, task: str, *, multirun: bool,
+               cfg: str | None, dry_run: bool, extra: list[str] = ()) -> None:
+    from nemo_runspec import hydra_app
+    from nemo_runspec.errors import ConfigError
+    from nemotron.recipes import recipe
+
+    source = recipe(family, recipe_name)
+    overrides = [*ctx.args, *extra]
+    if cfg is not None and cfg != "job":
+        raise ConfigError(f"--cfg {cfg} is not supported", hint="use --cfg job (or --dry-run)")
+    if dry_run or cfg == "job":
+        for text in hydra_app.dry_run(source, overrides):
+            typer.echo(text)
+        return
+    module, function = task.split(":")
+    debug = bool((ctx.find_root().obj or {}).get("debug"))
+    hydra_app.run(source, overrides, getattr(importlib.import_module(module), function),
+                  multirun=multirun, debug=debug)
+
+
+def _slice_overrides(num_shards: int | None, shard_index: int | None, finalize: bool) -> list[str]:
+    from nemo_runspec.errors import ConfigError
+
+    if shard_index is None and num_shards is not None:
+        array_index = os.environ.get("SLURM_ARRAY_TASK_ID")
+        if array_index is None and not finalize:
+            raise ConfigError("--num-shards needs --shard-index (or SLURM_ARRAY_TASK_ID)")
+        shard_index = int(array_index or 0)
+    overrides = []
+    if num_shards is not None:
+        overrides += [f"data_prep.slice.count={num_shards}", f"data_prep.slice.index={shard_index}"]
+    elif shard_index is not None:
+        raise ConfigError("--shard-index needs --num-shards")
+    if finalize:
+        overrides.append("data_prep.slice.finalize=true")
+    return overrides

@@ -1,0 +1,1 @@
+"""Data pieces of the pipeline: tokenizers, Megatron indexed datasets, text sources, packing."""

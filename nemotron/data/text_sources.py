@@ -1,0 +1,275 @@
+"""Raw text sources of a blend: the datasets, their files, work units and documents.
+
+A dataset is read as a sequence of documents from JSONL, JSONL.gz, Parquet or plain-text
+files. Work is cut into units by bytes: JSONL files split at line boundaries, other formats
+(which cannot be entered in the middle) go whole to the unit in which they start. The cut
+depends only on the files and ``shards_per_dataset``, so the output does not depend on how
+many workers run or in which order.
+"""
+
+from __future__ import annotations
+
+import glob
+import gzip
+import math
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field
+
+from nemo_runspec.errors import ConfigError, DataError
+from nemo_runspec.refs import is_artifact_ref
+
+Split = Literal["train", "valid", "test"]
+SPLITS: tuple[Split, ...] = ("train", "valid", "test")
+_FORMATS = {".jsonl": "jsonl", ".json": "jsonl", ".jsonl.gz": "jsonl.gz", ".json.gz": "jsonl.gz",
+            ".parquet": "parquet", ".txt": "txt"}
+
+
+class DatasetSpec(BaseModel):
+    """One entry of ``data_prep.blend``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
+    path: str = Field(description="a file, a glob, or an art:// reference to a dataset artifact")
+    weight: Annotated[float, Field(ge=0)] = 1.0
+    text_field: str = "text"
+    split: Split | None = None
+    glob: str = Field("**/*", description="files to take inside an artifact's directory")
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    dataset: str
+    path: str
+    format: str
+    size: int
+    input_uri: str  # the file itself, or the pinned artifact it came from
+
+
+@dataclass(frozen=True)
+class Segment:
+    """Bytes ``[start, end)`` of a file; for whole-file formats the whole file."""
+
+    file: SourceFile
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class WorkUnit:
+    dataset: DatasetSpec
+    index: int
+    segments: tuple[Segment, ...]
+
+    @property
+    def key(self) -> str:
+        return f"{self.dataset.name}/part-{self.index:05d}"
+
+
+def file_format(path: str) -> str | None:
+    name = path.lower()
+    for suffix in sorted(_FORMATS, key=len, reverse=True):
+        if name.endswith(suffix):
+            return _FORMATS[suffix]
+    return None
+
+
+def resolve_files(spec: DatasetSpec, resolve_ref=None) -> list[SourceFile]:
+    """The dataset's files in a fixed order; ``resolve_ref`` maps art:// refs to records."""
+    input_uri = None
+    if is_artifact_ref(spec.path):
+        if resolve_ref is None:
+            raise ConfigError(f"dataset {spec.name!r}: artifact references need a registry")
+        record = resolve_ref(spec.path)
+        pattern, input_uri = str(Path(record.path) / spec.glob), record.uri
+    else:
+        pattern = str(Path(spec.path).expanduser())
+    candidates = sorted(glob.glob(pattern, recursive=True)) if glob.has_magic(pattern) else [pattern]
+    files = []
+    for candidate in candidates:
+        path = Path(candidate)
+        if not path.is_file():
+            continue
+        fmt = file_format(path.name)
+        if fmt is None:
+            if glob.has_magic(pattern):
+                continue  # globs skip what they cannot read (metadata.json, READMEs)
+            raise ConfigError(f"dataset {spec.name!r}: {path}: unsupported file type",
+                              hint="use .jsonl, .jsonl.gz, .parquet or .txt files")
+        resolved = str(path.resolve())
+        files.append(SourceFile(spec.name, resolved, fmt, path.stat().st_size, input_uri or resolved))
+    if not files:
+        raise ConfigError(f"dataset {spec.name!r}: path {spec.path!r} matches no readable files",
+                          hint="check data_prep.blend[].path (a file, a glob such as /data/*.jsonl, or art://name:version)")
+    return files
+
+
+def plan_units(spec: DatasetSpec, files: list[SourceFile], shards: int) -> list[WorkUnit]:
+    """Cut the dataset into at most ``shards`` units of about equal bytes; empty ones dropped."""
+    total = sum(f.size for f in files)
+    bounds = [math.ceil(total * k / shards) for k in range(shards + 1)]
+    pieces: list[list[Segment]] = [[] for _ in range(shards)]
+    offset = 0
+    for file in files:
+        start, end = offset, offset + file.size
+        if file.format != "jsonl":
+            pieces[_unit_of(bounds, start)].append(Segment(file, 0, file.size))
+        else:
+            for k in range(shards):
+                lo, hi = max(start, bounds[k]), min(end, bounds[k + 1])
+                if lo < hi:
+                    pieces[k].append(Segment(file, lo - start, hi - start))
+        offset = end
+    return [WorkUnit(spec, k, tuple(segments)) for k, segments in enumerate(pieces) if segments]
+
+
+def _unit_of(bounds: list[int], offset: int) -> int:
+    for k in range(len(bounds) - 1):
+        if offset < bounds[k + 1]:
+            return k
+    return len(bounds) - 2
+
+
+class SkipCounter(Counter):
+    """Documents skipped, by reason."""
+
+
+def iter_documents(segment: Segment, text_field: str, on_error: str, skipped: SkipCounter) -> Iterator[str]:
+    """The non-empty texts of a segment. Bad records raise DataError naming file and line,
+    or with ``on_error == "skip"`` are counted in ``skipped`` under their reason."""
+    readers = {"jsonl": _jsonl, "jsonl.gz": _jsonl_gz, "parquet": _parquet, "txt": _txt}
+    for text in readers[segment.file.format](segment, text_field, on_error, skipped):
+        if text.strip():
+            yield text
+        else:
+            skipped["empty_document"] += 1
+
+
+def _bad(reason: str, message: str, on_error: str, skipped: SkipCounter) -> None:
+    if on_error != "skip":
+        raise DataError(message, hint="fix the record, or set data_prep.on_error=skip to count and skip bad records")
+    skipped[reason] += 1
+
+
+def _jsonl(segment: Segment, field: str, on_error: str, skipped: SkipCounter) -> Iterator[str]:
+    path = segment.file.path
+    with open(path, "rb") as f:
+        pos = segment.start
+        if pos > 0:
+            f.seek(pos - 1)
+            pos += len(f.readline()) - 1  # finish the line the previous unit owns
+        line_number = None if segment.start > 0 else 0
+        for line in f:
+            if pos >= segment.end:
+                break
+            start, pos = pos, pos + len(line)
+            if line_number is not None:
+                line_number += 1
+            if not line.strip():
+                continue
+            try:
+                text = _text_of(orjson.loads(line), field)
+            except (orjson.JSONDecodeError, _FieldError) as err:
+                where = f"{path}:{line_number or _line_at(path, start)}"
+                reason, message = _describe(line, err, field, where)
+                _bad(reason, message, on_error, skipped)
+                continue
+            yield text
+
+
+def _jsonl_gz(segment: Segment, field: str, on_error: str, skipped: SkipCounter) -> Iterator[str]:
+    path = segment.file.path
+    try:
+        with gzip.open(path, "rb") as f:
+            for line_number, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    yield _text_of(orjson.loads(line), field)
+                except (orjson.JSONDecodeError, _FieldError) as err:
+                    reason, message = _describe(line, err, field, f"{path}:{line_number}")
+                    _bad(reason, message, on_error, skipped)
+    except (OSError, EOFError) as err:  # gzip.BadGzipFile is an OSError
+        raise DataError(f"{path}: cannot read gzip stream: {err}") from None
+
+
+def _parquet(segment: Segment, field: str, on_error: str, skipped: SkipCounter) -> Iterator[str]:
+    import pyarrow.parquet as pq
+
+    path = segment.file.path
+    try:
+        parquet = pq.ParquetFile(path)
+    except Exception as err:  # pyarrow raises ArrowInvalid and friends
+        raise DataError(f"{path}: not a readable Parquet file: {err}") from None
+    if field not in parquet.schema_arrow.names:
+        raise DataError(f"{path}: no column {field!r} (columns: {', '.join(parquet.schema_arrow.names)})",
+                        hint="set text_field of this dataset in data_prep.blend")
+    row = 0
+    for batch in parquet.iter_batches(columns=[field], batch_size=1024):
+        for value in batch.column(0).to_pylist():
+            row += 1
+            if value is None:
+                skipped["empty_document"] += 1
+            elif not isinstance(value, str):
+                _bad("text_not_a_string", f"{path}:row {row}: {field!r} is {type(value).__name__}, not a string",
+                     on_error, skipped)
+            else:
+                yield value
+
+
+def _txt(segment: Segment, field: str, on_error: str, skipped: SkipCounter) -> Iterator[str]:
+    path = segment.file.path
+    raw = Path(path).read_bytes()
+    try:
+        yield raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw.count(b"\n", 0, err.start) + 1
+        _bad("not_utf8", f"{path}:{line}: not UTF-8 (byte {err.start})", on_error, skipped)
+
+
+class _FieldError(ValueError):
+    pass
+
+
+def _text_of(record: object, field: str) -> str:
+    if not isinstance(record, dict):
+        raise _FieldError(f"record is a JSON {type(record).__name__}, not an object")
+    if field not in record:
+        raise _FieldError(f"no {field!r} field (keys: {', '.join(list(record)[:8])})")
+    text = record[field]
+    if not isinstance(text, str):
+        if text is None:
+            return ""
+        raise _FieldError(f"{field!r} is a JSON {type(text).__name__}, not a string")
+    return text
+
+
+def _describe(line: bytes, err: Exception, field: str, where: str) -> tuple[str, str]:
+    if isinstance(err, _FieldError):
+        reason = "missing_text_field" if "no " in str(err) else "bad_record"
+        return reason, f"{where}: {err}"
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError as bad:
+        return "not_utf8", f"{where}: not UTF-8 (byte {bad.start} of the line)"
+    return "malformed_json", f"{where}: malformed JSON: {err}"
+
+
+def _line_at(path: str, offset: int) -> int:
+    """1-based line number of the byte at ``offset`` (only computed for error messages)."""
+    count = 1
+    with open(path, "rb") as f:
+        remaining = offset
+        while remaining > 0:
+            chunk = f.read(min(remaining, 1 << 24))
+            if not chunk:
+                break
+            count += chunk.count(b"\n")
+            remaining -= len(chunk)
+    return count
