@@ -234,26 +234,27 @@ def _txt(segment: Segment, field: str, on_error: str, skipped: SkipCounter) -> I
 
 
 class _FieldError(ValueError):
-    pass
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason
 
 
 def _text_of(record: object, field: str) -> str:
     if not isinstance(record, dict):
-        raise _FieldError(f"record is a JSON {type(record).__name__}, not an object")
+        raise _FieldError("bad_record", f"record is a JSON {type(record).__name__}, not an object")
     if field not in record:
-        raise _FieldError(f"no {field!r} field (keys: {', '.join(list(record)[:8])})")
+        raise _FieldError("missing_text_field", f"no {field!r} field (keys: {', '.join(list(record)[:8])})")
     text = record[field]
     if not isinstance(text, str):
         if text is None:
             return ""
-        raise _FieldError(f"{field!r} is a JSON {type(text).__name__}, not a string")
+        raise _FieldError("bad_record", f"{field!r} is a JSON {type(text).__name__}, not a string")
     return text
 
 
 def _describe(line: bytes, err: Exception, field: str, where: str) -> tuple[str, str]:
     if isinstance(err, _FieldError):
-        reason = "missing_text_field" if "no " in str(err) else "bad_record"
-        return reason, f"{where}: {err}"
+        return err.reason, f"{where}: {err}"
     try:
         line.decode("utf-8")
     except UnicodeDecodeError as bad:

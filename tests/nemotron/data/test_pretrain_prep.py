@@ -1,0 +1,179 @@
+"""Stage-0 prep as a library: Megatron-Core reads the output, tokens match a direct
+tokenization, output is deterministic, resumable and sliceable, bad input is refused."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nemo_runspec.errors import ConfigError, DataError
+from nemotron.data.indexed_dataset import IndexedDatasetWriter, read_index
+from nemotron.data.pretrain_prep import TokenizeSettings, plan, prepare
+from nemotron.data.text_sources import DatasetSpec
+from nemotron.data.tokenizer import load_tokenizer
+from nemotron.recipes import ASSETS_DIR
+
+TOKENIZER = str(ASSETS_DIR / "tokenizers" / "tiny-bpe")
+SAMPLES = ASSETS_DIR / "samples" / "pretrain"
+
+
+def corpus(tmp_path, n=300):
+    docs = [json.loads(line)["text"] for line in (SAMPLES / "python_docs.jsonl").read_text().splitlines()]
+    texts = [docs[i % len(docs)] + f" (copy {i})" for i in range(n)]
+    path = tmp_path / "corpus.jsonl"
+    path.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+    return path, texts
+
+
+def run(out, datasets, *, shards=3, workers=0, **kw):
+    units, files = plan(datasets, shards)
+    settings = TokenizeSettings(output_dir=str(out), tokenizer_path=TOKENIZER, split_ratios=(0.8, 0.1, 0.1), **kw)
+    return prepare(units, files, settings, workers=workers, show_progress=False), units, files, settings
+
+
+def tree_bytes(root: Path) -> dict[str, bytes]:
+    """Every output file by relative path, absolute paths in blend.json made relative."""
+    files = {}
+    for path in sorted(root.rglob("*")):
+        if path.is_file():
+            files[str(path.relative_to(root))] = path.read_bytes().replace(str(root).encode(), b"<ROOT>")
+    return files
+
+
+def test_megatron_reads_every_shard_and_tokens_match_a_direct_tokenization(tmp_path):
+    from megatron.core.datasets.indexed_dataset import IndexedDataset
+
+    path, texts = corpus(tmp_path)
+    outcome, *_ = run(tmp_path / "out", [DatasetSpec(name="docs", path=str(path))])
+    blend = json.loads((tmp_path / "out" / "blend.json").read_text())
+    tok = load_tokenizer(TOKENIZER)
+    expected = sorted(tuple(tok.tokenizer.encode(t, add_special_tokens=False).ids + [tok.eod_id]) for t in texts)
+    seen = []
+    for split in ("train", "valid", "test"):
+        prefixes = blend[split][1::2]
+        assert prefixes, f"no {split} shards"
+        for prefix in prefixes:
+            dataset = IndexedDataset(prefix)
+            assert dataset.index.dtype == np.uint16
+            seen += [tuple(int(t) for t in dataset[i]) for i in range(len(dataset))]
+            assert read_index(prefix).num_sequences == len(dataset)
+    assert sorted(seen) == expected
+    assert outcome.tokens == sum(len(s) for s in seen) == sum(outcome.split_tokens.values())
+    assert outcome.split_documents["valid"] > 0 and outcome.split_documents["test"] > 0
+
+
+def test_gpt_dataset_builds_from_the_written_blend(tmp_path):
+    from megatron.core.datasets.blended_megatron_dataset_builder import BlendedMegatronDatasetBuilder
+    from megatron.core.datasets.gpt_dataset import GPTDataset, GPTDatasetConfig
+    from megatron.core.datasets.utils import get_blend_from_list
+
+    class Tokenizer:  # what GPTDataset needs of a tokenizer
+        vocab_size, eod, eos, pad, unique_identifiers = 2048, 0, 0, 1, {"class": "tiny-bpe"}
+
+    path, _ = corpus(tmp_path)
+    run(tmp_path / "out", [DatasetSpec(name="docs", path=str(path), weight=0.7),
+                           DatasetSpec(name="more", path=str(path), weight=0.3)])
+    blend = json.loads((tmp_path / "out" / "blend.json").read_text())
+    config = GPTDatasetConfig(
+        random_seed=1234, sequence_length=32, path_to_cache=None, tokenizer=Tokenizer(),
+        blend_per_split=[get_blend_from_list(blend[s]) for s in ("train", "valid", "test")],
+        reset_position_ids=False, reset_attention_mask=False, eod_mask_loss=False,
+    )
+    train, valid, test = BlendedMegatronDatasetBuilder(GPTDataset, [64, 8, 8], lambda: True, config).build()
+    assert len(train) >= 64 and len(valid) >= 8 and len(test) >= 8
+    sample = train[0]
+    assert sample["tokens"].shape == (32,) and int(sample["tokens"].max()) < 2048
+
+
+def test_output_is_byte_identical_across_runs_and_worker_counts(tmp_path):
+    path, _ = corpus(tmp_path)
+    datasets = [DatasetSpec(name="docs", path=str(path)), DatasetSpec(name="gettysburg", path=str(SAMPLES / "gettysburg.txt"), split="train")]
+    run(tmp_path / "a", datasets, workers=0)
+    run(tmp_path / "b", datasets, workers=2)
+    assert tree_bytes(tmp_path / "a") == tree_bytes(tmp_path / "b")
+
+
+def test_slices_then_finalize_equal_a_single_run(tmp_path):
+    from nemotron.data.pretrain_prep import PrepOutcome, finalize_blend
+
+    path, _ = corpus(tmp_path)
+    datasets = [DatasetSpec(name="docs", path=str(path))]
+    run(tmp_path / "whole", datasets)
+    units, files = plan(datasets, 3)
+    settings = TokenizeSettings(output_dir=str(tmp_path / "sliced"), tokenizer_path=TOKENIZER, split_ratios=(0.8, 0.1, 0.1))
+    first = prepare(units, files, settings, workers=0, slice_count=2, slice_index=0, finalize=False, show_progress=False)
+    assert first.blend_path is None and first.units_run == 2
+    with pytest.raises(DataError, match="1 of 3 units are not prepared yet"):
+        finalize_blend(PrepOutcome(tmp_path / "sliced", None, 3, 0, 0), units, files)
+    prepare(units, files, settings, workers=0, slice_count=2, slice_index=1, finalize=False, show_progress=False)
+    finalize_blend(PrepOutcome(tmp_path / "sliced", None, 3, 0, 0), units, files)
+    assert tree_bytes(tmp_path / "whole") == tree_bytes(tmp_path / "sliced")
+
+
+def test_a_rerun_only_runs_missing_units(tmp_path):
+    path, _ = corpus(tmp_path)
+    datasets = [DatasetSpec(name="docs", path=str(path))]
+    first, units, *_ = run(tmp_path / "out", datasets)
+    before = tree_bytes(tmp_path / "out")
+    (tmp_path / "out" / "units" / "docs" / "part-00001.json").unlink()
+    second, *_ = run(tmp_path / "out", datasets)
+    assert (first.units_run, second.units_run, second.units_reused) == (3, 1, 2)
+    assert tree_bytes(tmp_path / "out") == before
+
+
+def test_bos_and_eod_options(tmp_path):
+    path = tmp_path / "c.jsonl"
+    path.write_text('{"text": "hello world"}\n')
+    run(tmp_path / "a", [DatasetSpec(name="d", path=str(path), split="train")], append_eod=False)
+    prefix = json.loads((tmp_path / "a" / "blend.json").read_text())["train"][1]
+    tokens = np.fromfile(f"{prefix}.bin", np.uint16)
+    assert tokens.tolist() == load_tokenizer(TOKENIZER).tokenizer.encode("hello world").ids
+    with pytest.raises(ConfigError, match="no bos_token"):
+        run(tmp_path / "b", [DatasetSpec(name="d", path=str(path), split="train")], add_bos=True)
+
+
+def test_a_failing_unit_leaves_no_shard_looking_complete(tmp_path):
+    path, _ = corpus(tmp_path, n=40)
+    with open(path, "a") as f:
+        f.write("{broken\n")
+    with pytest.raises(DataError, match=r"corpus.jsonl:41: malformed JSON"):
+        run(tmp_path / "out", [DatasetSpec(name="docs", path=str(path))], shards=1)
+    left = [p.name for p in (tmp_path / "out").rglob("*") if p.is_file()]
+    assert not any(name.endswith((".idx", ".json")) for name in left), left
+    assert not any(".tmp" in name for name in left), left
+
+
+def test_bad_blends(tmp_path):
+    path, _ = corpus(tmp_path, n=5)
+    with pytest.raises(ConfigError, match="weights are all zero"):
+        plan([DatasetSpec(name="a", path=str(path), weight=0)], 1)
+    with pytest.raises(ConfigError, match="is empty"):
+        plan([], 1)
+    with pytest.raises(ConfigError, match="same name"):
+        plan([DatasetSpec(name="a", path=str(path)), DatasetSpec(name="a", path=str(path))], 1)
+
+
+def test_tokenizer_that_cannot_be_loaded(tmp_path):
+    with pytest.raises(ConfigError, match="no tokenizer.json"):
+        load_tokenizer(str(tmp_path))
+    (tmp_path / "tokenizer.json").write_text("{not json")
+    with pytest.raises(ConfigError, match="cannot load tokenizer"):
+        load_tokenizer(str(tmp_path))
+
+
+def test_read_index_rejects_damaged_shards(tmp_path):
+    writer = IndexedDatasetWriter(tmp_path / "s", np.dtype(np.uint16))
+    writer.add_documents(np.arange(10, dtype=np.uint16), np.array([4, 6]))
+    writer.commit()
+    assert read_index(tmp_path / "s").num_tokens == 10
+    (tmp_path / "s.bin").write_bytes(b"\0" * 6)
+    with pytest.raises(DataError, match="does not match its index"):
+        read_index(tmp_path / "s")
+    idx = (tmp_path / "s.idx").read_bytes()
+    (tmp_path / "s.idx").write_bytes(idx[:-4])
+    with pytest.raises(DataError, match="truncated index"):
+        read_index(tmp_path / "s")
+    (tmp_path / "s.idx").write_bytes(b"NOTMAGIC" + idx[8:])
+    with pytest.raises(DataError, match="bad magic"):
+        read_index(tmp_path / "s")
