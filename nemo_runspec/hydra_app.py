@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nemo_runspec.errors import ConfigError, NemotronError, report_error
+from nemo_runspec.errors import ConfigError, NemotronError, report_error, user_error
 
 HYDRA_VERSION_BASE = "1.3"
 
@@ -72,14 +72,33 @@ def compose(recipe: Recipe, overrides: list[str]) -> Any:
         GlobalHydra.instance().clear()
 
 
+def to_plain(cfg: Any) -> dict[str, Any]:
+    """The config as plain data with every interpolation, ``${art:...}`` included, resolved.
+
+    A value left as ``???`` or an interpolation that fails becomes a one-line ConfigError.
+    """
+    from omegaconf import OmegaConf
+    from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
+
+    try:
+        return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)  # type: ignore[return-value]
+    except MissingMandatoryValue as err:
+        key = getattr(err, "full_key", None) or _first_line(err)
+        raise ConfigError(f"config value {key} is missing (???)", hint=f"set it on the command line: {key}=...") from None
+    except OmegaConfBaseException as err:
+        if user_error(err) is not None:
+            raise user_error(err) from None
+        raise ConfigError(f"cannot resolve the config: {_first_line(err)}") from None
+
+
 def resolved_yaml(cfg: Any) -> str:
-    """The config as YAML with every interpolation, ``${art:...}`` included, resolved."""
+    """The config as YAML, fully resolved (artifact references included)."""
     from omegaconf import OmegaConf
 
     from nemo_runspec.artifacts import setup_artifact_tracking
 
     setup_artifact_tracking(cfg)
-    return OmegaConf.to_yaml(cfg, resolve=True)
+    return OmegaConf.to_yaml(OmegaConf.create(to_plain(cfg)))
 
 
 def dry_run(recipe: Recipe, overrides: list[str]) -> list[str]:

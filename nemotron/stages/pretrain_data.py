@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from nemo_runspec.artifacts import current_tracking, log_artifact, setup_artifact_tracking
 from nemo_runspec.errors import ArtifactNotFoundError, ConfigError
+from nemo_runspec.hydra_app import to_plain
 from nemotron.data.pretrain_prep import PrepOutcome, TokenizeSettings, finalize_blend, plan, prepare, split_ratios
 from nemotron.data.text_sources import DatasetSpec, SourceFile
 from nemotron.data.tokenizer import load_tokenizer
@@ -33,7 +34,7 @@ def prep_pretrain(cfg: Any, *, show_progress: bool = True) -> PretrainBlendsArti
     from omegaconf import OmegaConf
 
     tracking = setup_artifact_tracking(cfg)
-    config = OmegaConf.to_container(cfg, resolve=True)
+    config = to_plain(cfg)
     prep = config["data_prep"]
     if prep.get("on_error") not in ("fail", "skip"):
         raise ConfigError(f"data_prep.on_error must be 'fail' or 'skip', got {prep.get('on_error')!r}")

@@ -99,6 +99,7 @@ def test_multirun_logs_one_version_per_job_with_its_own_config(isolated):
     (["data_prep.blend=[{name: d, path: /x, weight: 0}]"], "weights are all zero"),
     (["tokenizer.path=/nonexistent"], "no tokenizer.json"),
     (["--num-shards", "2"], "--num-shards needs --shard-index"),
+    (["variant=full", "tokenizer.path=/x"], "config value data_prep.blend is missing"),
 ])
 def test_bad_input_is_one_line_and_logs_nothing(isolated, args, fragment):
     done = run_cli("nano3", "data", "prep", "pretrain", *args, cwd=isolated)

@@ -177,3 +177,23 @@ def test_read_index_rejects_damaged_shards(tmp_path):
     (tmp_path / "s.idx").write_bytes(b"NOTMAGIC" + idx[8:])
     with pytest.raises(DataError, match="bad magic"):
         read_index(tmp_path / "s")
+
+
+def test_a_dataset_artifact_as_source_is_pinned_in_lineage(tracking, tmp_path):
+    from nemo_runspec.artifacts import Artifact, log_artifact
+    from nemotron.data.text_sources import resolve_files
+
+    class RawTextArtifact(Artifact):
+        num_files: int
+
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    corpus_path, _ = corpus(raw, n=10)
+    log_artifact(RawTextArtifact(path=raw, num_files=1), tracking, name="raw-web")
+    spec = DatasetSpec(name="web", path="art://raw-web:latest", glob="*.jsonl")
+    files = resolve_files(spec, tracking.resolve)
+    assert [(f.path, f.input_uri) for f in files] == [(str(corpus_path), "art://raw-web:v1")]
+    units, files = plan([spec], 1, tracking.resolve)
+    settings = TokenizeSettings(output_dir=str(tmp_path / "out"), tokenizer_path=TOKENIZER, split_ratios=(1, 0, 0))
+    outcome = prepare(units, files, settings, workers=0, show_progress=False)
+    assert [s.uri for s in outcome.sources] == ["art://raw-web:v1"]
