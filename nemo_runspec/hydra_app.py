@@ -23,7 +23,7 @@ HYDRA_VERSION_BASE = "1.3"
 
 @dataclass(frozen=True)
 class Recipe:
-    """``config_name`` (e.g. ``data_prep/pretrain``) in ``config_dir``, with shared groups."""
+    """``config_name`` (``config`` of a recipe folder) in ``config_dir``, with shared groups."""
 
     config_dir: Path
     config_name: str

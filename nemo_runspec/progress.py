@@ -17,6 +17,7 @@ class RateProgress:
         self._progress = None
         self._task = None
         self._start = time.perf_counter()
+        self.note = ""
 
     def __enter__(self) -> RateProgress:
         self._start = time.perf_counter()
@@ -43,9 +44,12 @@ class RateProgress:
     def rate(self, name: str) -> float:
         return self.counters[name] / max(self.elapsed, 1e-9)
 
-    def add(self, **counts: int) -> None:
+    def add(self, note: str | None = None, **counts: int) -> None:
+        """Add to the counters; ``note`` replaces the free text shown after the rates (loss, lr)."""
         for name, value in counts.items():
             self.counters[name] += value
+        if note is not None:
+            self.note = note
         self._refresh()
 
     def unit_done(self, count: int = 1) -> None:
@@ -57,7 +61,7 @@ class RateProgress:
         if self._progress is None:
             return
         rates = "  ".join(f"{_human(v)} {k} ({_human(self.rate(k))}/s)" for k, v in self.counters.items())
-        self._progress.update(self._task, rates=rates)
+        self._progress.update(self._task, rates=f"{rates}  {self.note}".rstrip())
 
 
 def _human(value: float) -> str:

@@ -1,6 +1,6 @@
 """Where nemotron's configuration lives, and the recipes each family offers.
 
-``conf/`` (shared config groups) and ``recipes/<family>/`` sit at the top of the source tree;
+``conf/`` (shared config groups) and ``recipes/<family>/<recipe>/`` sit at the top of the source tree;
 ``NEMOTRON_CONF_DIR`` / ``NEMOTRON_RECIPES_DIR`` point elsewhere (a site's own recipes).
 ``${asset:REL}`` resolves to a file shipped in ``nemotron/data/`` (samples, tokenizers).
 """
@@ -34,12 +34,16 @@ def families() -> list[str]:
 
 
 def recipe(family: str, name: str) -> Recipe:
-    """The recipe ``name`` (e.g. ``data_prep/pretrain``) of ``family``."""
-    config_dir = recipes_dir() / family
-    if not (config_dir / f"{name}.yaml").is_file():
+    """The recipe ``name`` (``data_prep_pretrain``, ``pretrain``, ...) of ``family``.
+
+    Each recipe is a folder with its primary ``config.yaml`` and its own ``variant/`` group,
+    so ``variant=full`` can switch exactly the groups that recipe uses.
+    """
+    config_dir = recipes_dir() / family / name
+    if not (config_dir / "config.yaml").is_file():
         known = ", ".join(families()) or "none"
-        raise ConfigError(f"family {family!r} has no recipe {name!r} in {config_dir}", hint=f"families: {known}")
-    return Recipe(config_dir=config_dir, config_name=name, search_path=(conf_dir(),))
+        raise ConfigError(f"family {family!r} has no recipe {name!r} ({config_dir})", hint=f"families: {known}")
+    return Recipe(config_dir=config_dir, config_name="config", search_path=(conf_dir(),))
 
 
 def asset_path(relative: str) -> str:

@@ -1,4 +1,4 @@
-"""``nemotron <family> ...``: run a family's recipes (``data prep pretrain``; later stages).
+"""``nemotron <family> ...``: run a family's recipes (``data prep pretrain``, ``pretrain``).
 
 Every stage command takes Hydra overrides verbatim after its options, ``-m`` for sweeps and
 ``--cfg job`` / ``--dry-run`` to print the resolved config without running anything.
@@ -36,8 +36,14 @@ def family_app(family: str) -> typer.Typer:
     ) -> None:
         """Raw text -> Megatron bin/idx shards + blend.json (PretrainBlendsArtifact)."""
         extra = _slice_overrides(num_shards, shard_index, finalize)
-        run_recipe(ctx, family, "data_prep/pretrain", "nemotron.stages.pretrain_data:prep_pretrain",
+        run_recipe(ctx, family, "data_prep_pretrain", "nemotron.stages.pretrain_data:prep_pretrain",
                    multirun=multirun, cfg=cfg, dry_run=dry_run, extra=extra)
+
+    @app.command("pretrain", context_settings=_EXTRA)
+    def pretrain(ctx: typer.Context, multirun: bool = _MULTIRUN, cfg: str | None = _CFG, dry_run: bool = _DRY_RUN) -> None:
+        """Pretrain a GPT model on Megatron-Core from run.data (ModelArtifact, stage=pretrain)."""
+        run_recipe(ctx, family, "pretrain", "nemotron.stages.pretrain:train_pretrain",
+                   multirun=multirun, cfg=cfg, dry_run=dry_run)
 
     return app
 

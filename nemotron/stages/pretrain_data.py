@@ -93,6 +93,7 @@ def prep_pretrain(cfg: Any, *, show_progress: bool = True) -> PretrainBlendsArti
             "docs_per_s": round(outcome.documents / max(outcome.elapsed_s, 1e-9), 1),
             "tokens_per_s": round(outcome.tokens / max(outcome.elapsed_s, 1e-9), 1),
             "eod_id": tokenizer.eod_id,
+            "pad_id": tokenizer.pad_id,
             "config": config,
         },
     )

@@ -10,13 +10,13 @@ from nemotron.recipes import conf_dir, families, recipe
 def test_families_nano3_and_super3_exist_with_tiny_default():
     assert {"nano3", "super3"} <= set(families())
     for family in ("nano3", "super3"):
-        cfg = compose(recipe(family, "data_prep/pretrain"), [])
+        cfg = compose(recipe(family, "data_prep_pretrain"), [])
         assert cfg.variant == "tiny" and cfg.family == family
         assert cfg.run.name == f"{family}-pretrain-data-tiny"
 
 
 def test_variant_full_switches_groups_and_requires_a_blend():
-    cfg = compose(recipe("nano3", "data_prep/pretrain"), ["variant=full", "tokenizer.path=/models/x"])
+    cfg = compose(recipe("nano3", "data_prep_pretrain"), ["variant=full", "tokenizer.path=/models/x"])
     assert cfg.data_prep.shards_per_dataset == 64 and cfg.tokenizer.name == "local"
     from omegaconf.errors import MissingMandatoryValue
 

@@ -1,0 +1,61 @@
+"""Entry point of a training process: ``python -m nemotron.train.launch JOB.json``.
+
+One such process runs per rank, started by the stage step itself (one process), torchrun
+(several on one machine) or srun (SLURM). The job file holds everything the rank needs; the
+result is written by rank 0 to ``<run_dir>/result.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+
+def pretrain_batches(job: dict[str, Any], topo):
+    """The batch source of pretraining: GPTDatasets over the job's blend.json."""
+    from nemotron.train.pretrain_data import BlendTokenizer, batch, build_datasets
+
+    data, train = job["data"], job["train"]
+    steps, gbs = int(train["steps"]), int(train["global_batch_size"])
+    evals = steps // int(train.get("eval_interval") or steps) + 1
+    sizes = (steps * gbs, evals * int(train.get("eval_steps", 1)) * gbs, 0)
+    tokenizer = BlendTokenizer(vocab_size=int(data["vocab_size"]), eod=int(data["eod_id"]),
+                               pad=int(data["pad_id"] if data.get("pad_id") is not None else data["eod_id"]), name=str(data["tokenizer_sha256"]))
+    datasets = dict(zip(("train", "valid", "test"), build_datasets(
+        Path(data["blend_path"]), tokenizer, int(job["model"]["seq_length"]), int(train["seed"]), sizes,
+        Path(job["run_dir"]) / "dataset_cache")))
+
+    def batches(split: str, first: int, size: int, device):
+        dataset = datasets.get(split)
+        return None if dataset is None else batch(dataset, first, size, device)
+
+    return batches
+
+
+BATCH_SOURCES = {"pretrain": pretrain_batches}
+
+
+def main(argv: list[str]) -> int:
+    from nemo_runspec.errors import report_error
+
+    # Megatron-Core warns at import about optional GPU libraries (Apex, TransformerEngine)
+    # and deprecated defaults it sets itself; none of it is actionable for a run.
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"megatron\.")
+    warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"(megatron|torch)\.")
+    job = json.loads(Path(argv[0]).read_text())
+    from nemotron.train.loop import train
+
+    try:
+        train(job, BATCH_SOURCES[job["stage"]])
+    except Exception as err:  # one line per failing rank; the parent reports the exit status
+        if job.get("debug"):
+            raise
+        return report_error(err)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
