@@ -33,12 +33,8 @@ class TrainingFailed(NemotronError):
 
 def train_pretrain(cfg: Any, *, show_progress: bool = True) -> ModelArtifact:
     tracking = setup_artifact_tracking(cfg)
+    data_record = _data_record(tracking, cfg.run.data)  # before ${art:data,...} resolves against it
     config = to_plain(cfg)
-    data_record = tracking.resolve(config["run"]["data"])
-    if data_record.type != "PretrainBlendsArtifact":
-        raise TypeMismatchError(f"run.data={config['run']['data']} is a {data_record.type}, "
-                                "pretraining needs a PretrainBlendsArtifact",
-                                hint="point run.data at the output of `data prep pretrain`")
     _check_model_fits(config)
     run_dir = _run_dir(config, data_record.uri)
     job = {
@@ -72,6 +68,14 @@ def train_pretrain(cfg: Any, *, show_progress: bool = True) -> ModelArtifact:
     print(f"logged {artifact.name}:v{artifact.version}: step {artifact.step}, loss {artifact.final_loss:.4f}, "
           f"{artifact.tokens_seen} tokens -> {artifact.path}")
     return artifact
+
+
+def _data_record(tracking, ref: str):
+    record = tracking.resolve(ref)
+    if record.type != "PretrainBlendsArtifact":
+        raise TypeMismatchError(f"run.data={ref} is a {record.type}, pretraining needs a PretrainBlendsArtifact",
+                                hint="point run.data at the output of `data prep pretrain`")
+    return record
 
 
 def run_training_job(job: dict[str, Any], run_dir: Path, nproc: int) -> dict[str, Any]:

@@ -198,7 +198,7 @@ class _Dims:
     def dense_mlp(self, ffn: int, n_in: int | None = None, bias: bool | None = None) -> int:
         n_in = self.h if n_in is None else n_in
         bias = self.bias if bias is None else bias
-        return _linear(n_in, ffn * (2 if self.gated else 1), bias) + _linear(ffn, n_in, bias)
+        return _linear(n_in, ffn * 2, bias) + _linear(ffn, n_in, bias)
 
     def mlp(self) -> dict[str, int]:
         if self.ffn is None:
@@ -284,7 +284,8 @@ def _layer_kinds(cfg: Mapping[str, Any], architecture: str, num_layers: int) -> 
         kinds = []
         for i in range(num_layers):
             if ffn_kind == "moe":
-                is_moe = bool(freq[i]) if isinstance(freq, (list, tuple)) else i % int(freq) == 0
+                # moe_layer_freq: every n-th layer (int) or a per-layer 0/1 list, as in Megatron
+                is_moe = i % int(freq) == 0 if isinstance(freq, (int, str)) else bool(list(freq)[i])
                 kinds.append(["attention", "moe" if is_moe else "mlp"])
             else:
                 kinds.append(["attention", "mlp"])
