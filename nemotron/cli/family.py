@@ -45,7 +45,45 @@ def family_app(family: str) -> typer.Typer:
         run_recipe(ctx, family, "pretrain", "nemotron.stages.pretrain:train_pretrain",
                    multirun=multirun, cfg=cfg, dry_run=dry_run)
 
+    model_app = typer.Typer(help="Model sizes and checkpoints.", no_args_is_help=True)
+    app.add_typer(model_app, name="model")
+
+    @model_app.command("params", context_settings=_EXTRA)
+    def params(
+        ctx: typer.Context,
+        vocab_size: int | None = typer.Option(None, "--vocab-size", help="Default: model.tokenizer_vocab_size, else the tiny tokenizer's."),
+    ) -> None:
+        """Parameter count of the pretrain recipe's model (switch with model=SIZE), without building it."""
+        from omegaconf import OmegaConf
+        from rich.console import Console
+        from rich.table import Table
+
+        from nemo_runspec.hydra_app import compose
+        from nemotron.recipes import recipe
+        from nemotron.train.param_count import count_parameters, format_count
+
+        model = OmegaConf.to_container(compose(recipe(family, "pretrain"), list(ctx.args)).model, resolve=True)
+        vocab = vocab_size or model.get("tokenizer_vocab_size") or _tiny_vocab_size()
+        count = count_parameters(model, vocab)
+        table = Table("component", "parameters", title=f"model {model.get('name')} (vocabulary {vocab})")
+        for component, number in count.breakdown.items():
+            if number:
+                table.add_row(component, f"{number:,}")
+        table.add_row("[bold]total", f"[bold]{count.total:,} ({format_count(count.total)})")
+        if count.active != count.total:
+            table.add_row("[bold]active per token", f"[bold]{count.active:,} ({format_count(count.active)})")
+        Console().print(table)
+
     return app
+
+
+def _tiny_vocab_size() -> int:
+    import json
+
+    from nemotron.recipes import ASSETS_DIR
+
+    tokenizer = json.loads((ASSETS_DIR / "tokenizers" / "tiny-bpe" / "tokenizer.json").read_text())
+    return len(tokenizer["model"]["vocab"]) + sum(1 for t in tokenizer["added_tokens"] if t["content"] not in tokenizer["model"]["vocab"])
 
 
 def run_recipe(ctx: typer.Context, family: str, recipe_name: str, task: str, *, multirun: bool,

@@ -38,6 +38,13 @@ follow the module shapes in Megatron-Core:
   hybrid models, one transformer layer for GPT) and a final norm; embedding and output
   layer are shared with the main model.
 
+Keys a config leaves out take the defaults of this repo's builder (``nemotron/train/gpt.py``):
+``activation: swiglu``, ``normalization: RMSNorm``, ``add_bias_linear: false``,
+``untie_embeddings_and_output_weights: true``, ``position_embedding_type: rope`` (``none`` for
+hybrid, as in ``MambaModel``), ``num_query_groups = num_attention_heads``,
+``kv_channels = hidden_size / num_attention_heads``, ``make_vocab_size_divisible_by: 128``;
+Mamba and MoE keys default as in Megatron-Core's ``TransformerConfig`` / ``MambaMixer``.
+
 ``active`` is the number of parameters used to predict one next token by the main model:
 ``total`` minus the routed experts a token does not visit (``E - topk`` per MoE layer) and
 minus the MTP blocks. It includes the input embedding and the output layer, so for a dense
@@ -130,7 +137,7 @@ def _is_gated(cfg: Mapping[str, Any]) -> bool:
     explicit = cfg.get("gated_linear_unit") if hasattr(cfg, "get") else None
     if explicit is not None:
         return bool(explicit)
-    activation = str(_get(cfg, "activation", "gelu")).lower()
+    activation = str(_get(cfg, "activation", "swiglu")).lower()
     if activation in GATED_ACTIVATIONS:
         return True
     if activation in NON_GATED_ACTIVATIONS:
@@ -142,7 +149,7 @@ def _is_gated(cfg: Mapping[str, Any]) -> bool:
 
 
 def _norm_size(cfg: Mapping[str, Any], width: int) -> int:
-    normalization = str(_get(cfg, "normalization", "LayerNorm"))
+    normalization = str(_get(cfg, "normalization", "RMSNorm"))
     if normalization == "RMSNorm":
         return width
     if normalization == "LayerNorm":
@@ -159,7 +166,7 @@ class _Dims:
 
     def __init__(self, cfg: Mapping[str, Any]):
         self.h = _req_int(cfg, "hidden_size")
-        self.bias = bool(_get(cfg, "add_bias_linear", True))
+        self.bias = bool(_get(cfg, "add_bias_linear", False))
         self.qkv_bias = self.bias or bool(_get(cfg, "add_qkv_bias", False))
         self.gated = _is_gated(cfg)
         self.qk_layernorm = bool(_get(cfg, "qk_layernorm", False))
@@ -198,7 +205,7 @@ class _Dims:
     def dense_mlp(self, ffn: int, n_in: int | None = None, bias: bool | None = None) -> int:
         n_in = self.h if n_in is None else n_in
         bias = self.bias if bias is None else bias
-        return _linear(n_in, ffn * 2, bias) + _linear(ffn, n_in, bias)
+        return _linear(n_in, ffn * (2 if self.gated else 1), bias) + _linear(ffn, n_in, bias)
 
     def mlp(self) -> dict[str, int]:
         if self.ffn is None:
@@ -326,7 +333,7 @@ def count_parameters(
     parts: dict[str, int] = {key: 0 for key in BREAKDOWN_KEYS}
     inactive = 0
 
-    default_pos = "learned_absolute" if architecture == "gpt" else "none"
+    default_pos = "rope" if architecture == "gpt" else "none"
     position = str(_get(model, "position_embedding_type", default_pos))
     parts["embedding"] = vocab * d.h
     if position == "learned_absolute":
@@ -336,7 +343,7 @@ def count_parameters(
         parts["embedding"] += int(max_pos) * d.h
     elif position not in ("rope", "none", "yarn", "mrope"):
         raise ValueError(f"unknown position_embedding_type '{position}'")
-    if bool(_get(model, "untie_embeddings_and_output_weights", False)):
+    if bool(_get(model, "untie_embeddings_and_output_weights", True)):
         parts["output"] = vocab * d.h  # ColumnParallelLinear(bias=False)
 
     for kinds in _layer_kinds(model, architecture, num_layers):

@@ -107,7 +107,7 @@ def test_multirun_logs_one_model_version_per_learning_rate(isolated):
 @pytest.mark.parametrize("args,fragment", [
     (["run.data=nope:v1"], "no artifact named 'nope'"),
     (["run.data=nano3-pretrain-model-tiny:latest"], "no artifact named 'nano3-pretrain-model-tiny'"),
-    (["model.requires_gpu=true", "+model.gpu_only_reason=Mamba-2 kernels need CUDA"], "runs on GPUs only: Mamba-2"),
+    (["model=nano3"], "model 'nano3' runs on GPUs only"),
     (["train.nproc_per_node=3", "train.tensor_parallel=2"], "not a multiple of train.tensor_parallel=2"),
 ])
 def test_bad_input_stops_before_training(isolated, args, fragment):
@@ -126,3 +126,12 @@ def test_data_of_the_wrong_type_is_refused(isolated, tmp_path):
     log_artifact(ModelArtifact(path=tmp_path, stage="sft", step=1), tracking, name="some-model")
     done = run_cli("nano3", "pretrain", "run.data=some-model:v1", cwd=isolated)
     assert done.returncode == 1 and "is a ModelArtifact, pretraining needs a PretrainBlendsArtifact" in done.stderr
+
+
+def test_model_params_prints_counts_from_the_config(isolated):
+    tiny = run_cli("nano3", "model", "params", cwd=isolated)
+    assert tiny.returncode == 0 and "354,624" in tiny.stdout
+    nano3 = run_cli("nano3", "model", "params", "model=nano3", cwd=isolated)
+    assert "31,577,937,344" in nano3.stdout and "active per token" in nano3.stdout
+    wider = run_cli("nano3", "model", "params", "model.hidden_size=128", "--vocab-size", "4096", cwd=isolated)
+    assert "vocabulary 4096" in wider.stdout and "354,624" not in wider.stdout

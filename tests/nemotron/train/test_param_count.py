@@ -220,11 +220,28 @@ print(json.dumps(out))
 )
 
 
+# The repo's own trainer builder (nemotron/train/gpt.py), which pads the vocabulary itself and
+# applies its defaults to keys a config leaves out.
+PROJECT_BUILD = (
+    _DIST_SETUP
+    + r"""
+_init_dist()
+from nemotron.train.gpt import build_model
+
+out = {}
+for name, v in json.loads(sys.argv[1]).items():
+    model = build_model(v["model"], v["tokenizer_vocab_size"], tp_size=1, cuda=False, bf16=False)
+    out[name] = sum(p.numel() for p in model.parameters())
+print(json.dumps(out))
+"""
+)
+
+
 def build_in_subprocess(script: str, variants: dict[str, dict], vocab: int) -> dict[str, tuple[int, int]]:
     """{name: (analytic total, Megatron total)} for every variant."""
     expected = {name: count_parameters(model, vocab) for name, model in variants.items()}
     payload = {
-        name: {"model": model, "vocab_size": expected[name].padded_vocab_size}
+        name: {"model": model, "vocab_size": expected[name].padded_vocab_size, "tokenizer_vocab_size": vocab}
         for name, model in variants.items()
     }
     env = dict(os.environ, PYTHONWARNINGS="ignore")
@@ -339,6 +356,17 @@ def test_tiny_matches_megatron_gpt_model(gpt_built):
 def test_gpt_variants_match_megatron(gpt_built, variant):
     analytic, megatron = gpt_built[variant]
     assert analytic == megatron
+
+
+@pytest.mark.slow
+def test_counts_match_the_trainers_own_builder():
+    """nemotron.train.gpt.build_model: tiny, and a config that relies on the builder's defaults."""
+    tiny = load("tiny")
+    minimal = {key: tiny[key] for key in ("name", "num_layers", "hidden_size", "ffn_hidden_size",
+                                          "num_attention_heads", "seq_length")}
+    built = build_in_subprocess(PROJECT_BUILD, {"tiny": tiny, "minimal": minimal}, vocab=2000)
+    for name, (analytic, megatron) in built.items():
+        assert analytic == megatron, name
 
 
 @pytest.mark.slow
