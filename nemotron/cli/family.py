@@ -39,6 +39,12 @@ def family_app(family: str) -> typer.Typer:
         run_recipe(ctx, family, "data_prep_pretrain", "nemotron.stages.pretrain_data:prep_pretrain",
                    multirun=multirun, cfg=cfg, dry_run=dry_run, extra=extra)
 
+    @prep.command("sft", context_settings=_EXTRA)
+    def prep_sft(ctx: typer.Context, multirun: bool = _MULTIRUN, cfg: str | None = _CFG, dry_run: bool = _DRY_RUN) -> None:
+        """Chat data -> loss-masked, packed Parquet (SFTDataArtifact)."""
+        run_recipe(ctx, family, "data_prep_sft", "nemotron.stages.sft_data:prep_sft",
+                   multirun=multirun, cfg=cfg, dry_run=dry_run)
+
     @app.command("pretrain", context_settings=_EXTRA)
     def pretrain(ctx: typer.Context, multirun: bool = _MULTIRUN, cfg: str | None = _CFG, dry_run: bool = _DRY_RUN) -> None:
         """Pretrain a GPT model on Megatron-Core from run.data (ModelArtifact, stage=pretrain)."""

@@ -37,6 +37,7 @@ from nemotron.data.text_sources import (
     SourceFile,
     WorkUnit,
     iter_documents,
+    file_sha256,
     plan_units,
     resolve_files,
 )
@@ -336,17 +337,9 @@ def _describe_sources(units: list[WorkUnit], files: list[SourceFile]) -> list[So
 
     specs = {unit.dataset.name: unit.dataset for unit in units}
     with ThreadPoolExecutor(4) as pool:  # hashlib releases the GIL
-        digests = list(pool.map(lambda f: _sha256(f.path), files))
+        digests = list(pool.map(lambda f: file_sha256(f.path), files))
     return [
         SourceInfo(name=f.dataset, uri=f.input_uri, weight=specs[f.dataset].weight, split=specs[f.dataset].split,
                    num_bytes=f.size, sha256=digest)
         for f, digest in zip(files, digests) if f.dataset in specs
     ]
-
-
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()

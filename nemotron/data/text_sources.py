@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import glob
 import gzip
+import hashlib
 import math
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
@@ -70,6 +71,14 @@ class WorkUnit:
     @property
     def key(self) -> str:
         return f"{self.dataset.name}/part-{self.index:05d}"
+
+
+def file_sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def file_format(path: str) -> str | None:
@@ -143,12 +152,32 @@ class SkipCounter(Counter):
 def iter_documents(segment: Segment, text_field: str, on_error: str, skipped: SkipCounter) -> Iterator[str]:
     """The non-empty texts of a segment. Bad records raise DataError naming file and line,
     or with ``on_error == "skip"`` are counted in ``skipped`` under their reason."""
-    readers = {"jsonl": _jsonl, "jsonl.gz": _jsonl_gz, "parquet": _parquet, "txt": _txt}
-    for text in readers[segment.file.format](segment, text_field, on_error, skipped):
+    if segment.file.format == "txt":
+        texts = _txt(segment, on_error, skipped)
+    elif segment.file.format == "parquet":
+        texts = _parquet(segment, text_field, on_error, skipped)
+    else:
+        texts = _json_texts(segment, text_field, on_error, skipped)
+    for text in texts:
         if text.strip():
             yield text
         else:
             skipped["empty_document"] += 1
+
+
+def iter_records(segment: Segment, on_error: str, skipped: SkipCounter) -> Iterator[tuple[Any, Callable[[], str]]]:
+    """Every record of a JSONL(.gz) or Parquet segment with a lazy ``file:line`` location."""
+    if segment.file.format == "parquet":
+        yield from _parquet_rows(segment)
+        return
+    if segment.file.format == "txt":
+        raise DataError(f"{segment.file.path}: plain text has no records", hint="use JSONL or Parquet for this data")
+    for line, where in _json_lines(segment):
+        try:
+            yield orjson.loads(line), where
+        except orjson.JSONDecodeError as err:
+            reason, message = _describe(line, err, where())
+            _bad(reason, message, on_error, skipped)
 
 
 def _bad(reason: str, message: str, on_error: str, skipped: SkipCounter) -> None:
@@ -157,46 +186,38 @@ def _bad(reason: str, message: str, on_error: str, skipped: SkipCounter) -> None
     skipped[reason] += 1
 
 
-def _jsonl(segment: Segment, field: str, on_error: str, skipped: SkipCounter) -> Iterator[str]:
+def _json_texts(segment: Segment, field: str, on_error: str, skipped: SkipCounter) -> Iterator[str]:
+    for record, where in iter_records(segment, on_error, skipped):
+        try:
+            yield _text_of(record, field)
+        except _FieldError as err:
+            _bad(err.reason, f"{where()}: {err}", on_error, skipped)
+
+
+def _json_lines(segment: Segment) -> Iterator[tuple[bytes, Callable[[], str]]]:
+    """Non-blank lines of a JSONL byte range (or a whole .gz file) and where each one is."""
     path = segment.file.path
+    if segment.file.format == "jsonl.gz":
+        try:
+            with gzip.open(path, "rb") as f:
+                for number, line in enumerate(f, 1):
+                    if line.strip():
+                        yield line, lambda number=number: f"{path}:{number}"
+        except (OSError, EOFError) as err:  # gzip.BadGzipFile is an OSError
+            raise DataError(f"{path}: cannot read gzip stream: {err}") from None
+        return
     with open(path, "rb") as f:
         pos = segment.start
         if pos > 0:
             f.seek(pos - 1)
             pos += len(f.readline()) - 1  # finish the line the previous unit owns
-        line_number = None if segment.start > 0 else 0
         for line in f:
             if pos >= segment.end:
                 break
             start, pos = pos, pos + len(line)
-            if line_number is not None:
-                line_number += 1
-            if not line.strip():
-                continue
-            try:
-                text = _text_of(orjson.loads(line), field)
-            except (orjson.JSONDecodeError, _FieldError) as err:
-                where = f"{path}:{line_number or _line_at(path, start)}"
-                reason, message = _describe(line, err, field, where)
-                _bad(reason, message, on_error, skipped)
-                continue
-            yield text
-
-
-def _jsonl_gz(segment: Segment, field: str, on_error: str, skipped: SkipCounter) -> Iterator[str]:
-    path = segment.file.path
-    try:
-        with gzip.open(path, "rb") as f:
-            for line_number, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    yield _text_of(orjson.loads(line), field)
-                except (orjson.JSONDecodeError, _FieldError) as err:
-                    reason, message = _describe(line, err, field, f"{path}:{line_number}")
-                    _bad(reason, message, on_error, skipped)
-    except (OSError, EOFError) as err:  # gzip.BadGzipFile is an OSError
-        raise DataError(f"{path}: cannot read gzip stream: {err}") from None
+            if line.strip():
+                # Line numbers of a range that starts mid-file cost a scan: only for errors.
+                yield line, lambda start=start: f"{path}:{_line_at(path, start)}"
 
 
 def _parquet(segment: Segment, field: str, on_error: str, skipped: SkipCounter) -> Iterator[str]:
@@ -223,7 +244,22 @@ def _parquet(segment: Segment, field: str, on_error: str, skipped: SkipCounter) 
                 yield value
 
 
-def _txt(segment: Segment, field: str, on_error: str, skipped: SkipCounter) -> Iterator[str]:
+def _parquet_rows(segment: Segment) -> Iterator[tuple[Any, Callable[[], str]]]:
+    import pyarrow.parquet as pq
+
+    path = segment.file.path
+    try:
+        parquet = pq.ParquetFile(path)
+    except Exception as err:  # pyarrow raises ArrowInvalid and friends
+        raise DataError(f"{path}: not a readable Parquet file: {err}") from None
+    row = 0
+    for batch in parquet.iter_batches(batch_size=256):
+        for record in batch.to_pylist():
+            row += 1
+            yield record, lambda row=row: f"{path}:row {row}"
+
+
+def _txt(segment: Segment, on_error: str, skipped: SkipCounter) -> Iterator[str]:
     path = segment.file.path
     raw = Path(path).read_bytes()
     try:
@@ -252,9 +288,7 @@ def _text_of(record: object, field: str) -> str:
     return text
 
 
-def _describe(line: bytes, err: Exception, field: str, where: str) -> tuple[str, str]:
-    if isinstance(err, _FieldError):
-        return err.reason, f"{where}: {err}"
+def _describe(line: bytes, err: Exception, where: str) -> tuple[str, str]:
     try:
         line.decode("utf-8")
     except UnicodeDecodeError as bad:

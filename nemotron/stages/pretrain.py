@@ -9,7 +9,6 @@ outlives a job; this process only prepares the job, waits, and logs the result.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import socket
@@ -22,6 +21,7 @@ from nemo_runspec.artifacts import log_artifact, setup_artifact_tracking
 from nemo_runspec.errors import ConfigError, NemotronError, TypeMismatchError
 from nemo_runspec.hydra_app import to_plain
 from nemotron.kit.artifacts import ModelArtifact
+from nemotron.stages import outputs
 
 # train keys that change how a run is executed or shown, never what it computes.
 _NOT_IN_FINGERPRINT = ("output_root", "nproc_per_node", "device")
@@ -117,14 +117,13 @@ def _check_model_fits(config: dict[str, Any]) -> None:
 
 
 def _run_dir(config: dict[str, Any], data_uri: str) -> Path:
-    identity = {
+    run_dir, _ = outputs.output_dir(config["train"]["output_root"], config["run"]["name"], {
         "model": config["model"],
         "train": {k: v for k, v in config["train"].items() if k not in _NOT_IN_FINGERPRINT},
         "optimizer": config["optimizer"],
         "data": data_uri,
-    }
-    fingerprint = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
-    return (Path(config["train"]["output_root"]) / config["run"]["name"] / fingerprint).absolute()
+    })
+    return run_dir
 
 
 def _free_port() -> int:

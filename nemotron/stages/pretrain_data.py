@@ -9,21 +9,20 @@ version of the name already describes that output, it returns it instead of logg
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
-from nemo_runspec.artifacts import current_tracking, log_artifact, setup_artifact_tracking
-from nemo_runspec.errors import ArtifactNotFoundError, ConfigError
+from nemo_runspec.artifacts import log_artifact, setup_artifact_tracking
+from nemo_runspec.errors import ConfigError
 from nemo_runspec.hydra_app import to_plain
 from nemotron.data.pretrain_prep import PrepOutcome, TokenizeSettings, finalize_blend, plan, prepare, split_ratios
-from nemotron.data.text_sources import DatasetSpec, SourceFile
+from nemotron.data.text_sources import DatasetSpec
 from nemotron.data.tokenizer import load_tokenizer
 from nemotron.kit.artifacts import PretrainBlendsArtifact
+from nemotron.stages import outputs
 
 # data_prep keys that change how fast the output is made, never what it contains.
 _NOT_IN_FINGERPRINT = ("workers", "batch_docs", "output_root", "slice")
@@ -41,10 +40,12 @@ def prep_pretrain(cfg: Any, *, show_progress: bool = True) -> PretrainBlendsArti
     datasets = _datasets(prep["blend"])
     tokenizer = load_tokenizer(str(config["tokenizer"]["path"]), config["tokenizer"].get("name"))
     units, files = plan(datasets, int(prep["shards_per_dataset"]), tracking.resolve)
-    fingerprint = _fingerprint(prep, tokenizer.info.sha256, files)
-    output_dir = (Path(prep["output_root"]) / config["run"]["name"] / fingerprint).absolute()
-
-    existing = _already_logged(config["run"]["name"], output_dir, fingerprint)
+    output_dir, fingerprint = outputs.output_dir(prep["output_root"], config["run"]["name"], {
+        "prep": {k: v for k, v in prep.items() if k not in _NOT_IN_FINGERPRINT},
+        "tokenizer": tokenizer.info.sha256,
+        "sources": [(f.path, f.size, os.stat(f.path).st_mtime_ns) for f in files],
+    })
+    existing = outputs.already_logged(PretrainBlendsArtifact, config["run"]["name"], output_dir, fingerprint, "blend.json")
     if existing is not None:
         print(f"{existing.name}:v{existing.version} already holds this output ({output_dir}); nothing to do")
         return existing
@@ -117,22 +118,3 @@ def _datasets(blend: Any) -> list[DatasetSpec]:
     return datasets
 
 
-def _fingerprint(prep: dict, tokenizer_sha256: str, files: list[SourceFile]) -> str:
-    identity = {
-        "prep": {k: v for k, v in prep.items() if k not in _NOT_IN_FINGERPRINT},
-        "tokenizer": tokenizer_sha256,
-        "sources": [(f.path, f.size, os.stat(f.path).st_mtime_ns) for f in files],
-    }
-    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def _already_logged(name: str, output_dir: Path, fingerprint: str) -> PretrainBlendsArtifact | None:
-    try:
-        record = current_tracking().resolve(f"{name}:latest")
-    except (ArtifactNotFoundError, ConfigError):
-        return None
-    if record.metadata.get("fingerprint") != fingerprint or Path(record.path) != output_dir:
-        return None
-    if not (output_dir / "blend.json").is_file():
-        return None
-    return PretrainBlendsArtifact.from_record(record)

@@ -1,0 +1,237 @@
+"""Stage-1 data prep: conversations -> loss-masked sequences packed into Parquet.
+
+Three passes, none of which holds the data set's tokens in memory:
+
+1. spool: every conversation is rendered, tokenized and masked (see ``chat``), cut or dropped
+   when longer than ``pack_size``, and appended to its split's spool files (``spool/``:
+   int32 tokens, uint8 masks, int64 offsets). Only lengths stay in memory.
+2. pack: the lengths of each split are bin-packed (see ``packing``).
+3. materialise: packs are written shard by shard (``<split>/part-NNNNN.parquet``, zstd, row
+   groups of 500), each by atomic rename; a rerun skips the shards that exist.
+
+Each row is one pack: ``input_ids list<int32>``, ``loss_mask list<uint8>``,
+``seq_start_id list<int32>`` (the start of every sub-sequence, first 0, no final end).
+Label alignment, the convention this packer writes: ``loss_mask`` is aligned with
+``input_ids`` (``loss_mask[i] == 1`` means token ``i`` is a target). A trainer predicts token
+``i`` from positions ``< i`` of the same sub-sequence, so for a sub-sequence ``[s, e)`` the
+labels are ``input_ids[s+1:e]`` with mask ``loss_mask[s+1:e]``. Megatron-Bridge's
+materialised form is that mask shifted left by one (``mask[1:] + [0]``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from nemo_runspec.errors import ConfigError, DataError
+from nemo_runspec.progress import RateProgress
+from nemotron.data.chat import ChatTemplate, ConversationError, to_messages, tokenize_conversation
+from nemotron.data.packing import ALGORITHMS, pack
+from nemotron.data.text_sources import SPLITS, DatasetSpec, SkipCounter, SourceFile, iter_records, plan_units
+from nemotron.data.tokenizer import load_tokenizer
+
+LABEL_ALIGNMENT = "token"  # loss_mask[i] refers to input_ids[i]
+SPOOL_DONE = "spool/done.json"
+ROW_GROUP_SIZE = 500
+# Always skipped and counted, whatever on_error says: masking such a conversation by text
+# positions would be wrong, and no fix of the record makes it right.
+_ALWAYS_SKIPPED = ("template_inconsistent",)
+
+
+@dataclass(frozen=True)
+class SFTSettings:
+    output_dir: str
+    tokenizer_path: str
+    template: ChatTemplate
+    pack_size: int
+    algorithm: str = "first_fit_shuffle"
+    seed: int = 1234
+    split_ratios: tuple[float, float, float] = (0.9, 0.05, 0.05)
+    on_error: str = "fail"
+    overlong: str = "truncate"  # or "drop"
+    packs_per_shard: int = 1000
+
+    def check(self) -> None:
+        if self.pack_size < 2:
+            raise ConfigError(f"data_prep.pack_size must be at least 2, got {self.pack_size}")
+        if self.algorithm not in ALGORITHMS:
+            raise ConfigError(f"data_prep.packing={self.algorithm!r} (choose from {', '.join(ALGORITHMS)})")
+        if self.overlong not in ("truncate", "drop"):
+            raise ConfigError(f"data_prep.overlong must be 'truncate' or 'drop', got {self.overlong!r}")
+        if self.on_error not in ("fail", "skip"):
+            raise ConfigError(f"data_prep.on_error must be 'fail' or 'skip', got {self.on_error!r}")
+
+
+@dataclass
+class SplitResult:
+    path: str
+    num_packs: int
+    num_sequences: int
+    num_tokens: int
+    max_sequences_per_pack: int
+    max_sequence_length: int
+
+
+@dataclass
+class SFTOutcome:
+    splits: dict[str, SplitResult] = field(default_factory=dict)
+    skipped: dict[str, int] = field(default_factory=dict)
+    truncated: int = 0
+    dropped: int = 0
+    conversations: int = 0
+    elapsed_s: float = 0.0
+
+    @property
+    def num_packs(self) -> int:
+        return sum(s.num_packs for s in self.splits.values())
+
+    @property
+    def num_sequences(self) -> int:
+        return sum(s.num_sequences for s in self.splits.values())
+
+    def packing_efficiency(self, pack_size: int) -> float:
+        tokens = sum(s.num_tokens for s in self.splits.values())
+        return 100.0 * tokens / max(self.num_packs * pack_size, 1)
+
+
+def prepare_sft(datasets: list[DatasetSpec], files: list[SourceFile], settings: SFTSettings,
+                show_progress: bool = True) -> SFTOutcome:
+    settings.check()
+    output_dir = Path(settings.output_dir)
+    outcome = SFTOutcome()
+    done = output_dir / SPOOL_DONE
+    if done.is_file():
+        spooled = json.loads(done.read_text())
+    else:
+        spooled = _spool(datasets, files, settings, show_progress)
+        _write_atomically(done, json.dumps(spooled, indent=1))
+    outcome.skipped, outcome.truncated, outcome.dropped = spooled["skipped"], spooled["truncated"], spooled["dropped"]
+    outcome.conversations, outcome.elapsed_s = spooled["conversations"], spooled["elapsed_s"]
+    for split in SPLITS:
+        lengths = np.diff(np.load(output_dir / "spool" / f"{split}.offsets.npy"))
+        if len(lengths):
+            outcome.splits[split] = _materialise(output_dir, split, lengths, settings)
+    return outcome
+
+
+# -- pass 1: spool ----------------------------------------------------------------------------
+
+class _Spool:
+    def __init__(self, directory: Path, split: str):
+        self.directory, self.split = directory, split
+        self.tokens = open(directory / f"{split}.tokens.tmp", "wb")
+        self.masks = open(directory / f"{split}.mask.tmp", "wb")
+        self.offsets = [0]
+
+    def add(self, ids: np.ndarray, mask: np.ndarray) -> None:
+        self.tokens.write(ids.astype(np.int32).tobytes())
+        self.masks.write(mask.astype(np.uint8).tobytes())
+        self.offsets.append(self.offsets[-1] + len(ids))
+
+    def close(self) -> None:
+        self.tokens.close()
+        self.masks.close()
+        os.replace(self.directory / f"{self.split}.tokens.tmp", self.directory / f"{self.split}.tokens")
+        os.replace(self.directory / f"{self.split}.mask.tmp", self.directory / f"{self.split}.mask")
+        np.save(self.directory / f"{self.split}.offsets.npy", np.asarray(self.offsets, dtype=np.int64))
+
+
+def _spool(datasets: list[DatasetSpec], files: list[SourceFile], settings: SFTSettings, show_progress: bool) -> dict:
+    tokenizer = load_tokenizer(settings.tokenizer_path).tokenizer
+    directory = Path(settings.output_dir) / "spool"
+    directory.mkdir(parents=True, exist_ok=True)
+    spools = {split: _Spool(directory, split) for split in SPLITS}
+    skipped, truncated, dropped, conversations = SkipCounter(), 0, 0, 0
+    segments = [s for spec in datasets for unit in plan_units(spec, [f for f in files if f.dataset == spec.name], 1)
+                for s in unit.segments]
+    with RateProgress("tokenizing conversations", total=len(segments), counters=("conversations", "tokens"),
+                      enabled=show_progress) as bar:
+        for segment in segments:
+            spec = next(d for d in datasets if d.name == segment.file.dataset)
+            for record, where in iter_records(segment, settings.on_error, skipped):
+                try:
+                    messages, tools = to_messages(record)
+                    sequence = tokenize_conversation(messages, tools, settings.template, tokenizer)
+                except ConversationError as err:
+                    if settings.on_error != "skip" and err.reason not in _ALWAYS_SKIPPED:
+                        raise DataError(f"{where()}: {err}", hint="fix the record, or set data_prep.on_error=skip "
+                                                                  "to count and skip bad conversations") from None
+                    skipped[err.reason] += 1
+                    continue
+                ids, mask = sequence.input_ids, sequence.loss_mask
+                if len(ids) > settings.pack_size:
+                    if settings.overlong == "drop":
+                        dropped += 1
+                        continue
+                    ids, mask = ids[: settings.pack_size], mask[: settings.pack_size]
+                    if not mask.any():  # the cut took every assistant token
+                        skipped["no_target_after_truncation"] += 1
+                        continue
+                    truncated += 1
+                split = spec.split or _split_of(messages, tools, settings.split_ratios)
+                spools[split].add(ids, mask)
+                conversations += 1
+                bar.add(conversations=1, tokens=len(ids))
+            bar.unit_done()
+    for spool in spools.values():
+        spool.close()
+    return {"skipped": dict(sorted(skipped.items())), "truncated": truncated, "dropped": dropped,
+            "conversations": conversations, "elapsed_s": round(bar.elapsed, 3)}
+
+
+def _split_of(messages: list[dict], tools, ratios: tuple[float, float, float]) -> str:
+    """A split from a hash of the conversation: stable, and duplicates share a split."""
+    canonical = json.dumps({"messages": messages, "tools": tools}, sort_keys=True, ensure_ascii=False)
+    u = int.from_bytes(hashlib.blake2b(canonical.encode(), digest_size=8).digest(), "little") / 2.0**64
+    return "train" if u < ratios[0] else ("valid" if u < ratios[0] + ratios[1] else "test")
+
+
+# -- passes 2 and 3: pack and materialise ------------------------------------------------------
+
+def _materialise(output_dir: Path, split: str, lengths: np.ndarray, settings: SFTSettings) -> SplitResult:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    spool = output_dir / "spool"
+    offsets = np.load(spool / f"{split}.offsets.npy")
+    tokens = np.memmap(spool / f"{split}.tokens", dtype=np.int32, mode="r")
+    masks = np.memmap(spool / f"{split}.mask", dtype=np.uint8, mode="r")
+    packs = pack(lengths, settings.pack_size, settings.algorithm, settings.seed)
+    target = output_dir / split
+    target.mkdir(parents=True, exist_ok=True)
+    for shard, first in enumerate(range(0, len(packs), settings.packs_per_shard)):
+        path = target / f"part-{shard:05d}.parquet"
+        if path.is_file():
+            continue  # written by an earlier, interrupted run: shards are deterministic
+        rows = packs[first: first + settings.packs_per_shard]
+        sequences = [i for row in rows for i in row]
+        ids = np.concatenate([tokens[offsets[i]:offsets[i + 1]] for i in sequences])
+        mask = np.concatenate([masks[offsets[i]:offsets[i + 1]] for i in sequences])
+        row_lengths = np.array([sum(int(lengths[i]) for i in row) for row in rows], dtype=np.int32)
+        row_offsets = np.concatenate([[0], np.cumsum(row_lengths)]).astype(np.int32)
+        starts = np.concatenate([np.concatenate([[0], np.cumsum([lengths[i] for i in row])[:-1]]) for row in rows])
+        start_offsets = np.concatenate([[0], np.cumsum([len(row) for row in rows])]).astype(np.int32)
+        table = pa.table({
+            "input_ids": pa.ListArray.from_arrays(row_offsets, pa.array(ids, pa.int32())),
+            "loss_mask": pa.ListArray.from_arrays(row_offsets, pa.array(mask, pa.uint8())),
+            "seq_start_id": pa.ListArray.from_arrays(start_offsets, pa.array(starts.astype(np.int32), pa.int32())),
+        }).replace_schema_metadata({"nemotron.loss_mask_alignment": LABEL_ALIGNMENT,
+                                    "nemotron.pack_size": str(settings.pack_size)})
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        pq.write_table(table, tmp, compression="zstd", row_group_size=ROW_GROUP_SIZE)
+        os.replace(tmp, path)
+    return SplitResult(
+        path=str(target), num_packs=len(packs), num_sequences=len(lengths), num_tokens=int(lengths.sum()),
+        max_sequences_per_pack=max(len(p) for p in packs), max_sequence_length=int(lengths.max()),
+    )
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)

@@ -1,0 +1,120 @@
+"""Stage-1 prep as a library: a reader rebuilds every sub-sequence from the packed Parquet."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from nemo_runspec.errors import ConfigError, DataError
+from nemotron.data.chat import load_template, to_messages, tokenize_conversation
+from nemotron.data.pretrain_prep import split_ratios
+from nemotron.data.sft_prep import SFTSettings, prepare_sft
+from nemotron.data.text_sources import DatasetSpec, resolve_files
+from nemotron.data.tokenizer import load_tokenizer
+from nemotron.recipes import ASSETS_DIR
+
+TOKENIZER_DIR = ASSETS_DIR / "tokenizers" / "tiny-bpe"
+SAMPLES = ASSETS_DIR / "samples" / "sft"
+
+
+def run(out, datasets, **overrides):
+    files = [f for d in datasets for f in resolve_files(d)]
+    options = {"pack_size": 128, "split_ratios": split_ratios({"train": 0.8, "valid": 0.1, "test": 0.1}), **overrides}
+    settings = SFTSettings(output_dir=str(out), tokenizer_path=str(TOKENIZER_DIR),
+                           template=load_template("chatml", TOKENIZER_DIR), **options)
+    return prepare_sft(datasets, files, settings, show_progress=False)
+
+
+def read_subsequences(split_dir: Path):
+    """The reader the label-alignment convention is written for: per sub-sequence
+    (tokens, labels, label mask) with labels = tokens[1:], mask = loss_mask[1:]."""
+    for path in sorted(split_dir.glob("*.parquet")):
+        for row in pq.read_table(path).to_pylist():
+            ids, mask, starts = row["input_ids"], row["loss_mask"], row["seq_start_id"]
+            for start, end in zip(starts, starts[1:] + [len(ids)]):
+                yield ids[start:end], ids[start + 1:end], mask[start + 1:end], mask[start:end]
+
+
+def sample_datasets():
+    return [DatasetSpec(name="qa", path=str(SAMPLES / "python_qa.jsonl")),
+            DatasetSpec(name="arith", path=str(SAMPLES / "arithmetic.jsonl"))]
+
+
+def test_every_subsequence_is_one_conversation_with_its_mask(tmp_path):
+    outcome = run(tmp_path / "out", sample_datasets())
+    tokenizer = load_tokenizer(str(TOKENIZER_DIR)).tokenizer
+    template = load_template("chatml", TOKENIZER_DIR)
+    expected, records = [], 0
+    for name in ("python_qa.jsonl", "arithmetic.jsonl"):
+        for line in (SAMPLES / name).read_text().splitlines():
+            records += 1
+            seq = tokenize_conversation(*to_messages(json.loads(line)), template, tokenizer)
+            if seq.loss_mask[:128].any():  # else skipped as no_target_after_truncation
+                expected.append((tuple(seq.input_ids[:128].tolist()), tuple(seq.loss_mask[:128].tolist())))
+    seen = []
+    for split in ("train", "valid", "test"):
+        for tokens, labels, label_mask, token_mask in read_subsequences(tmp_path / "out" / split):
+            assert labels == tokens[1:] and len(label_mask) == len(labels)
+            assert token_mask[0] == 0  # a conversation never starts with a target
+            seen.append((tuple(tokens), tuple(token_mask)))
+    assert sorted(seen) == sorted(expected)
+    assert outcome.num_sequences == len(expected) and outcome.truncated > 0 and outcome.dropped == 0
+    assert outcome.skipped == {"no_target_after_truncation": records - len(expected)}
+    assert set(outcome.splits) == {"train", "valid", "test"}
+
+
+def test_parquet_schema_compression_and_pack_bounds(tmp_path):
+    run(tmp_path / "out", sample_datasets())
+    path = next((tmp_path / "out" / "train").glob("*.parquet"))
+    parquet = pq.ParquetFile(path)
+    schema = {f.name: str(f.type) for f in parquet.schema_arrow}
+    assert schema == {"input_ids": "list<element: int32>", "loss_mask": "list<element: uint8>",
+                      "seq_start_id": "list<element: int32>"}
+    assert parquet.metadata.row_group(0).column(0).compression == "ZSTD"
+    assert parquet.schema_arrow.metadata[b"nemotron.loss_mask_alignment"] == b"token"
+    for row in parquet.read().to_pylist():
+        assert len(row["input_ids"]) <= 128 and row["seq_start_id"][0] == 0
+        assert set(row["loss_mask"]) <= {0, 1}
+
+
+@pytest.mark.parametrize("algorithm", ["first_fit_decreasing", "best_fit_decreasing", "first_fit_shuffle"])
+def test_output_is_deterministic_and_a_rerun_rebuilds_only_missing_shards(tmp_path, algorithm):
+    run(tmp_path / "a", sample_datasets(), algorithm=algorithm, packs_per_shard=20)
+    run(tmp_path / "b", sample_datasets(), algorithm=algorithm, packs_per_shard=20)
+    files = lambda root: {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*.parquet"))}
+    assert files(tmp_path / "a") == files(tmp_path / "b") and len(files(tmp_path / "a")) > 3
+    victim = next((tmp_path / "a" / "train").glob("part-00001.parquet"))
+    victim.unlink()
+    run(tmp_path / "a", sample_datasets(), algorithm=algorithm, packs_per_shard=20)
+    assert files(tmp_path / "a") == files(tmp_path / "b")
+
+
+def test_overlong_conversations_are_truncated_or_dropped_and_counted(tmp_path):
+    truncated = run(tmp_path / "t", sample_datasets())
+    dropped = run(tmp_path / "d", sample_datasets(), overlong="drop")
+    cut_to_nothing = truncated.skipped["no_target_after_truncation"]
+    assert dropped.dropped == truncated.truncated + cut_to_nothing and truncated.truncated > 0
+    assert dropped.truncated == 0 and dropped.skipped == {}
+    assert dropped.num_sequences == truncated.num_sequences - truncated.truncated
+
+
+def write(path, records):
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return path
+
+
+def test_bad_conversations_fail_with_file_and_line_or_are_counted(tmp_path):
+    good = {"input": "q", "output": "a"}
+    corpus = write(tmp_path / "c.jsonl", [good, good, {"messages": [{"role": "robot", "content": "x"}]},
+                                          {"messages": [{"role": "user", "content": "only a question"}]}])
+    with pytest.raises(DataError, match=r"c.jsonl:3: messages\[0\] has unknown role 'robot'"):
+        run(tmp_path / "fail", [DatasetSpec(name="c", path=str(corpus), split="train")])
+    outcome = run(tmp_path / "skip", [DatasetSpec(name="c", path=str(corpus), split="train")], on_error="skip")
+    assert outcome.skipped == {"unknown_role": 1, "no_assistant": 1} and outcome.num_sequences == 2
+
+
+def test_pack_size_below_two_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="pack_size must be at least 2"):
+        run(tmp_path / "x", sample_datasets(), pack_size=1)
