@@ -28,8 +28,16 @@ if TYPE_CHECKING:
 ROOT_VAR = "NEMOTRON_ARTIFACTS_ROOT"
 DEFAULT_ROOT = "artifacts"
 
-# Secondary backends by the name used in `backends = [...]`; later modules add theirs.
-BACKEND_FACTORIES: dict[str, Callable[[Mapping[str, Any]], ArtifactBackend]] = {}
+
+def _wandb_backend(config: Mapping[str, Any]) -> ArtifactBackend:
+    from nemo_runspec.registry.wandb_backend import WandbBackend  # wandb itself loads on first use
+
+    return WandbBackend.from_config(config)
+
+
+# Secondary backends by the name used in `backends = [...]`; each gets the merged [artifacts] /
+# `artifacts:` settings plus the resolved root. Later modules add theirs.
+BACKEND_FACTORIES: dict[str, Callable[[Mapping[str, Any]], ArtifactBackend]] = {"wandb": _wandb_backend}
 
 
 @dataclass
@@ -130,7 +138,7 @@ def setup_artifact_tracking(config: Any = None) -> ArtifactTracking:
         if backend not in BACKEND_FACTORIES:
             known = ", ".join(["manifest", *BACKEND_FACTORIES])
             raise ConfigError(f"unknown artifact backend {backend!r} (known: {known})")
-        mirrors.append(BACKEND_FACTORIES[backend]({**env_section, **section}))
+        mirrors.append(BACKEND_FACTORIES[backend]({**env_section, **section, "root": root}))
     _active = ArtifactTracking(registry=ManifestRegistry(root), mirrors=mirrors)
     return _active
 

@@ -44,6 +44,7 @@ def train_pretrain(cfg: Any, *, show_progress: bool = True) -> ModelArtifact:
         "train": config["train"],
         "optimizer": config["optimizer"],
         "data": config["data"],
+        "tracking": config.get("tracking"),
         "show_progress": show_progress,
     }
     result = run_training_job(job, run_dir, int(config["train"]["nproc_per_node"]))

@@ -75,7 +75,7 @@ def train(job: Mapping[str, Any], batches_for: Callable[[Any, distributed.Topolo
     state = _resume_or_start(run_dir, model, optimizer, model_cfg, topo, job.get("init_checkpoint"))
     batch_fn = batches_for(job, topo)
 
-    metrics = MetricsLog(run_dir, state.step) if topo.is_main else None
+    metrics = MetricsLog(run_dir, state.step, job) if topo.is_main else None
     from nemo_runspec.progress import RateProgress
 
     last_loss = val_loss = None
