@@ -51,6 +51,11 @@ def family_app(family: str) -> typer.Typer:
         run_recipe(ctx, family, "pretrain", "nemotron.stages.pretrain:train_pretrain",
                    multirun=multirun, cfg=cfg, dry_run=dry_run)
 
+    @app.command("sft", context_settings=_EXTRA)
+    def sft(ctx: typer.Context, multirun: bool = _MULTIRUN, cfg: str | None = _CFG, dry_run: bool = _DRY_RUN) -> None:
+        """Fine-tune run.model on the packed conversations of run.data (ModelArtifact, stage=sft)."""
+        run_recipe(ctx, family, "sft", "nemotron.stages.sft:train_sft", multirun=multirun, cfg=cfg, dry_run=dry_run)
+
     model_app = typer.Typer(help="Model sizes and checkpoints.", no_args_is_help=True)
     app.add_typer(model_app, name="model")
 

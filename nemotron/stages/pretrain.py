@@ -1,45 +1,28 @@
 """Stage-0 training step: a composed config -> a logged ModelArtifact (stage=pretrain).
 
-The run directory is ``<train.output_root>/<run.name>/<fingerprint>``, the fingerprint
-covering the model, schedule, optimizer and the pinned data version, so the same command
-after a crash finds its checkpoints and resumes. Training runs in child processes (one, or
-``train.nproc_per_node`` through torchrun) so that Megatron's process-wide state never
-outlives a job; this process only prepares the job, waits, and logs the result.
+The run directory's fingerprint covers the model, schedule, optimizer and the pinned data
+version, so the same command after a crash finds its checkpoints and resumes.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import socket
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
-from nemo_runspec.artifacts import log_artifact, setup_artifact_tracking
-from nemo_runspec.errors import ConfigError, NemotronError, TypeMismatchError
+from nemo_runspec.artifacts import setup_artifact_tracking
+from nemo_runspec.errors import TypeMismatchError
 from nemo_runspec.hydra_app import to_plain
 from nemotron.kit.artifacts import ModelArtifact
-from nemotron.stages import outputs
-
-# train keys that change how a run is executed or shown, never what it computes.
-_NOT_IN_FINGERPRINT = ("output_root", "nproc_per_node", "device")
-
-
-class TrainingFailed(NemotronError):
-    """A training process exited with an error."""
-
+from nemotron.stages.training import check_model_fits, log_model, run_dir, run_training_job
 
 def train_pretrain(cfg: Any, *, show_progress: bool = True) -> ModelArtifact:
     tracking = setup_artifact_tracking(cfg)
     data_record = _data_record(tracking, cfg.run.data)  # before ${art:data,...} resolves against it
     config = to_plain(cfg)
-    _check_model_fits(config)
-    run_dir = _run_dir(config, data_record.uri)
+    check_model_fits(config)
+    directory = run_dir(config, [data_record.uri])
     job = {
         "stage": "pretrain",
-        "run_dir": str(run_dir),
+        "run_dir": str(directory),
         "model": config["model"],
         "train": config["train"],
         "optimizer": config["optimizer"],
@@ -47,28 +30,8 @@ def train_pretrain(cfg: Any, *, show_progress: bool = True) -> ModelArtifact:
         "tracking": config.get("tracking"),
         "show_progress": show_progress,
     }
-    result = run_training_job(job, run_dir, int(config["train"]["nproc_per_node"]))
-    artifact = ModelArtifact(
-        path=Path(result["checkpoint"]),
-        stage="pretrain",
-        step=result["step"],
-        format="megatron",
-        final_loss=result["final_loss"],
-        tokens_seen=result["tokens_seen"],
-        training_data=data_record.uri,
-        metadata={
-            "run_dir": str(run_dir),
-            "val_loss": result.get("val_loss"),
-            "metrics": str(run_dir / "metrics.jsonl"),
-            "loss_plot": result.get("plot"),
-            "architecture": config["model"],
-            "config": config,
-        },
-    )
-    log_artifact(artifact, tracking, name=config["run"]["name"])
-    print(f"logged {artifact.name}:v{artifact.version}: step {artifact.step}, loss {artifact.final_loss:.4f}, "
-          f"{artifact.tokens_seen} tokens -> {artifact.path}")
-    return artifact
+    result = run_training_job(job, directory, int(config["train"]["nproc_per_node"]))
+    return log_model(tracking, config, "pretrain", result, directory, training_data=data_record.uri)
 
 
 def _data_record(tracking, ref: str):
@@ -79,61 +42,3 @@ def _data_record(tracking, ref: str):
     return record
 
 
-def run_training_job(job: dict[str, Any], run_dir: Path, nproc: int) -> dict[str, Any]:
-    """Write the job file, run the training processes, return rank 0's result."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "resolved_config.yaml").write_text(_yaml(job), encoding="utf-8")
-    job_file = run_dir / "job.json"
-    job_file.write_text(json.dumps(job, indent=1), encoding="utf-8")
-    result_file = run_dir / "result.json"
-    result_file.unlink(missing_ok=True)
-    entry = ["-m", "nemotron.train.launch", str(job_file)]
-    env = dict(os.environ)
-    if nproc > 1:
-        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", *entry]
-        env.setdefault("OMP_NUM_THREADS", "1")
-    else:
-        command = [sys.executable, *entry]
-        env.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()))
-    status = subprocess.run(command, env=env).returncode
-    if status != 0 or not result_file.is_file():
-        raise TrainingFailed(f"training exited with status {status} (run directory {run_dir})",
-                             hint="the lines above are the training processes' own errors; a rerun resumes "
-                                  "from the last complete checkpoint")
-    return json.loads(result_file.read_text())
-
-
-def _check_model_fits(config: dict[str, Any]) -> None:
-    """Refuse GPU-only architectures before any process starts."""
-    model, train = config["model"], config["train"]
-    if model.get("requires_gpu") and train.get("device") != "cuda":
-        import torch
-
-        if train.get("device") == "cpu" or not torch.cuda.is_available():
-            raise ConfigError(f"model {model.get('name')!r} runs on GPUs only: {model.get('gpu_only_reason', 'it needs CUDA')}",
-                              hint="use model=tiny on this machine, or run on a GPU node (--run PROFILE)")
-    if int(train["nproc_per_node"]) % int(train["tensor_parallel"]):
-        raise ConfigError(f"train.nproc_per_node={train['nproc_per_node']} is not a multiple of "
-                          f"train.tensor_parallel={train['tensor_parallel']}")
-
-
-def _run_dir(config: dict[str, Any], data_uri: str) -> Path:
-    run_dir, _ = outputs.output_dir(config["train"]["output_root"], config["run"]["name"], {
-        "model": config["model"],
-        "train": {k: v for k, v in config["train"].items() if k not in _NOT_IN_FINGERPRINT},
-        "optimizer": config["optimizer"],
-        "data": data_uri,
-    })
-    return run_dir
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _yaml(data: dict[str, Any]) -> str:
-    from omegaconf import OmegaConf
-
-    return OmegaConf.to_yaml(OmegaConf.create(data))

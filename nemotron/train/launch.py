@@ -35,7 +35,30 @@ def pretrain_batches(job: dict[str, Any], topo):
     return batches
 
 
-BATCH_SOURCES = {"pretrain": pretrain_batches}
+def sft_batches(job: dict[str, Any], topo):
+    """The batch source of SFT: packs of the job's packed Parquet, one pack per sample."""
+    import importlib.util
+
+    from nemotron.train.sft_data import PackedSplit, pack_order, pack_sample, stack
+
+    data, seed = job["data"], int(job["train"]["seed"])
+    seq_length, pad = int(job["train"]["seq_length"]), int(data["pad_id"])
+    root = Path(data["path"])
+    splits = {name: PackedSplit(root / name) for name in ("train", "valid") if list((root / name).glob("*.parquet"))}
+    # TransformerEngine's attention takes packed sequences as boundaries (THD) on GPUs.
+    thd = topo.device.type == "cuda" and importlib.util.find_spec("transformer_engine") is not None
+
+    def batches(split: str, first: int, size: int, device):
+        packs = splits.get(split)
+        if packs is None:
+            return None
+        samples = [pack_sample(*packs.pack(pack_order(len(packs), seed, first + i)), seq_length, pad) for i in range(size)]
+        return stack(samples, device, thd)
+
+    return batches
+
+
+BATCH_SOURCES = {"pretrain": pretrain_batches, "sft": sft_batches}
 
 
 def main(argv: list[str]) -> int:
@@ -45,6 +68,7 @@ def main(argv: list[str]) -> int:
     # and deprecated defaults it sets itself; none of it is actionable for a run.
     warnings.filterwarnings("ignore", category=UserWarning, module=r"megatron\.")
     warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"(megatron|torch)\.")
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"torch\.distributed\.")
     job = json.loads(Path(argv[0]).read_text())
     from nemotron.train.loop import train
 

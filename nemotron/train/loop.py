@@ -63,8 +63,8 @@ def train(job: Mapping[str, Any], batches_for: Callable[[Any, distributed.Topolo
     cuda = distributed.use_cuda(train_cfg.get("device", "auto"))
     bf16 = train_cfg.get("precision", "fp32") == "bf16" and cuda
     topo = distributed.initialize(int(train_cfg["tensor_parallel"]), int(train_cfg["seed"]), cuda)
-    schedule = Schedule(int(train_cfg["steps"]), int(train_cfg["micro_batch_size"]),
-                        int(train_cfg["global_batch_size"]), int(model_cfg["seq_length"]))
+    schedule = Schedule(int(train_cfg["steps"]), int(train_cfg["micro_batch_size"]), int(train_cfg["global_batch_size"]),
+                        int(train_cfg.get("seq_length") or model_cfg["seq_length"]))
     accumulation = schedule.accumulation(topo.dp_size)
 
     model = build_model(model_cfg, int(job["data"]["vocab_size"]), topo.tp_size, cuda, bf16)
@@ -164,8 +164,9 @@ def _train_step(model, optimizer, batch_fn: BatchFn, schedule: Schedule, accumul
     return float(total)
 
 
-def _masked_loss(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    losses = model(batch["tokens"], batch["position_ids"], batch["attention_mask"], labels=batch["labels"])
+def _masked_loss(model, batch: dict[str, Any]) -> torch.Tensor:
+    packed = {"packed_seq_params": batch["packed_seq_params"]} if "packed_seq_params" in batch else {}
+    losses = model(batch["tokens"], batch["position_ids"], batch["attention_mask"], labels=batch["labels"], **packed)
     mask = batch["loss_mask"].to(losses.dtype)
     return (losses.float() * mask).sum() / mask.sum().clamp(min=1)
 
