@@ -77,7 +77,7 @@ VERSION_ALIAS_PREFIX = "nemotron-v"
 PUBLISH_JOB_TYPE = "publish-artifact"
 RUN_ID_FILE = "wandb-run-id"       # in a training run directory: the W&B run it resumes
 MODES = {"online": "online", "run": "online", "offline": "offline", "dryrun": "offline", "disabled": "disabled"}
-_SECRET_KEY = re.compile(r"api_?key|token|secret|password", re.IGNORECASE)
+_SECRET_KEY = re.compile(r"(wandb_)?(api_?key|key|(access_)?token|secret|password)", re.IGNORECASE)
 _VERSION_ALIAS = re.compile(re.escape(VERSION_ALIAS_PREFIX) + r"[0-9]+")
 
 
@@ -114,9 +114,13 @@ def wandb_settings(section: Mapping[str, Any] | None, where: str) -> WandbSettin
     """Settings from ``section`` (config key ``where``), env.toml's ``[wandb]`` and WANDB_*."""
     env = load_env()
     table = env.section("wandb")
+    if table.get("dir") and env.path is not None:  # relative to the env.toml that names it
+        table["dir"] = str(env.path.parent / Path(str(table["dir"])).expanduser())
+    if section is not None and not isinstance(section, Mapping):
+        raise ConfigError(f"{where} must be a mapping (project, entity, ...), got {type(section).__name__}")
     section = dict(section or {})
     for source, label in ((section, where), (table, f"{env.path or 'env.toml'}: [wandb]")):
-        secret = next((k for k in source if _SECRET_KEY.search(str(k))), None)
+        secret = next((k for k in source if _SECRET_KEY.fullmatch(str(k))), None)
         if secret:
             raise ConfigError(
                 f"{label}.{secret}: credentials do not belong in configuration",
@@ -301,20 +305,22 @@ class WandbBackend(ArtifactBackend):
         wandb = import_wandb()
         try:
             self._log(wandb, record, inputs)
-        except (wandb.errors.Error, OSError) as err:
-            # The version is published in the manifest already; a W&B outage must not fail
-            # the job that made it.
+        except (wandb.errors.Error, OSError, ValueError) as err:
+            # The version is published in the manifest already; a W&B outage (or a reference
+            # W&B cannot take) must not fail the job that made it.
             _warn(f"W&B did not record {record.ref}: {_one_line(err)} (the manifest has it)")
 
     def _log(self, wandb, record: ArtifactRecord, inputs: list[ArtifactRecord]) -> None:
+        # First: new_file below already writes a staging copy into WANDB_DATA_DIR.
         directory = prepare_dirs(self.settings.dir or Path(os.environ.get("WANDB_DIR") or Path.cwd()))
-        # (before the artifact: new_file below already writes a staging copy)
         artifact = wandb.Artifact(record.name, type=record.type, metadata=wandb_metadata(record))
         with artifact.new_file(METADATA_FILE, mode="w", encoding="utf-8") as handle:
             handle.write(record.to_json())
-        # checksum=False: a directory is listed, never read (checkpoints are large). The
-        # version's identity is still unique: metadata.json differs between versions.
-        artifact.add_reference(reference_uri(record.path), name=DATA_ENTRY, checksum=False)
+        uri = reference_uri(record.path)
+        if not uri.startswith("file://") or os.path.exists(record.path):  # W&B refuses a missing file
+            # checksum=False: a directory is listed, never read (checkpoints are large). The
+            # version's identity is still unique: metadata.json differs between versions.
+            artifact.add_reference(uri, name=DATA_ENTRY, checksum=False)
         aliases = [LATEST, version_alias(record.version), *self._named_aliases(record)]
         run, owned = self._run_for(wandb, record, directory)
         try:
