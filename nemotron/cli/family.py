@@ -45,6 +45,12 @@ def family_app(family: str) -> typer.Typer:
         run_recipe(ctx, family, "data_prep_sft", "nemotron.stages.sft_data:prep_sft",
                    multirun=multirun, cfg=cfg, dry_run=dry_run)
 
+    @prep.command("rl", context_settings=_EXTRA)
+    def prep_rl(ctx: typer.Context, multirun: bool = _MULTIRUN, cfg: str | None = _CFG, dry_run: bool = _DRY_RUN) -> None:
+        """Prompts with verifiable answers -> train/val/test JSONL (SplitJsonlDataArtifact)."""
+        run_recipe(ctx, family, "data_prep_rl", "nemotron.stages.rl_data:prep_rl",
+                   multirun=multirun, cfg=cfg, dry_run=dry_run)
+
     @app.command("pretrain", context_settings=_EXTRA)
     def pretrain(ctx: typer.Context, multirun: bool = _MULTIRUN, cfg: str | None = _CFG, dry_run: bool = _DRY_RUN) -> None:
         """Pretrain a GPT model on Megatron-Core from run.data (ModelArtifact, stage=pretrain)."""

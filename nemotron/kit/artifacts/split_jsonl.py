@@ -18,6 +18,10 @@ class SplitJsonlDataArtifact(Artifact):
     val_count: NonNegativeInt = 0
     test_count: NonNegativeInt = 0
     sources: list[SourceInfo] = Field(default_factory=list)
+    # The manifest beside the splits (counts, sha256, seed, split spec, sources) and the
+    # record schema every line follows, e.g. "nemotron.rl_prompts/v1".
+    manifest_path: Path | None = None
+    record_schema: str | None = None
 
     def get_input_uris(self) -> list[str]:
         return [source.uri for source in self.sources]
