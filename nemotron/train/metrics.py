@@ -78,7 +78,12 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
     return records
 
 
-def plot_loss(run_dir: Path) -> Path:
+LOSS_SERIES = (("loss", "train loss"), ("val_loss", "validation loss"))
+
+
+def plot_loss(run_dir: Path, series: tuple[tuple[str, str], ...] = LOSS_SERIES, filename: str = PLOT_FILE,
+              ylabel: str = "loss") -> Path:
+    """A PNG of the metrics file's ``series`` (key, label) against the step."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -86,18 +91,16 @@ def plot_loss(run_dir: Path) -> Path:
 
     records = read_metrics(run_dir / METRICS_FILE)
     fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
-    train = [(r["step"], r["loss"]) for r in records if "loss" in r]
-    valid = [(r["step"], r["val_loss"]) for r in records if "val_loss" in r]
-    if train:
-        ax.plot(*zip(*train), label="train loss")
-    if valid:
-        ax.plot(*zip(*valid), "o-", label="validation loss")
+    for key, label in series:
+        points = [(r["step"], r[key]) for r in records if r.get(key) is not None]
+        if points:
+            ax.plot(*zip(*points), "o-" if len(points) < 10 else "-", label=label)
     ax.set_xlabel("step")
-    ax.set_ylabel("loss")
+    ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    out = run_dir / PLOT_FILE
+    out = run_dir / filename
     fig.savefig(out)
     plt.close(fig)
     return out

@@ -32,3 +32,12 @@ def test_every_group_option_composes(tmp_path, path):
     cfg = compose(Recipe(tmp_path, "primary", (conf_dir(),)), [])
     assert cfg is not None
     yaml.safe_load(path.read_text())
+
+
+@pytest.mark.parametrize("recipe_name", ["data_prep_pretrain", "data_prep_sft"])
+def test_full_variants_do_not_keep_the_tiny_samples(recipe_name):
+    cfg = compose(recipe("nano3", recipe_name), ["variant=full", "tokenizer.path=/models/x"])
+    from omegaconf.errors import MissingMandatoryValue
+
+    with pytest.raises(MissingMandatoryValue):
+        cfg.data_prep.blend
