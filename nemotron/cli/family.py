@@ -91,6 +91,23 @@ def family_app(family: str) -> typer.Typer:
             table.add_row("[bold]active per token", f"[bold]{count.active:,} ({format_count(count.active)})")
         Console().print(table)
 
+    @model_app.command("export")
+    def export(
+        format: str = typer.Argument(..., metavar="FORMAT", help="Target format: hf (Hugging Face transformers, LlamaForCausalLM)."),
+        source: str = typer.Argument(..., metavar="NAME[:VER]", help="A Megatron ModelArtifact from pretrain or sft."),
+        out: str = typer.Argument(..., metavar="OUT", help="A new or empty directory; never overwritten."),
+        name: str | None = typer.Option(None, "--name", help="Artifact name to log (default: <source-name>-hf)."),
+        tokenizer: str | None = typer.Option(None, "--tokenizer", help="Tokenizer directory or tokenizer.json, when the source records none."),
+        root: str | None = typer.Option(None, "--root", help="Registry root (default: NEMOTRON_ARTIFACTS_ROOT, env.toml, ./artifacts)."),
+    ) -> None:
+        """Convert a Megatron checkpoint to another format (ModelArtifact, format=hf, parent = the source)."""
+        from nemo_runspec.errors import ConfigError
+        from nemotron.stages.export import FORMATS, export_hf
+
+        if format not in FORMATS:
+            raise ConfigError(f"unknown export format {format!r}", hint=f"supported: {', '.join(FORMATS)}")
+        export_hf(source, out, name=name, tokenizer=tokenizer, root=root)
+
     return app
 
 

@@ -1,0 +1,242 @@
+"""Export step: a Megatron ModelArtifact -> a Hugging Face ``transformers`` directory.
+
+``nemotron <family> model export hf NAME[:VER] OUT`` checks everything before any work starts
+(the source is a complete Megatron checkpoint of a Llama-style model, the tokenizer it was
+trained with can be found and is byte-identical, OUT is new or empty, the name to log is
+free for a ModelArtifact), converts the weights in a child process
+(``python -m nemotron.train.hf_export``, so Megatron's process-wide state never lives in this
+one), copies the tokenizer files beside them and logs the directory as a ``ModelArtifact``
+with ``format=hf``, the source's stage and step, and ``parent_model`` = the pinned source.
+
+OUT is written as a hidden sibling directory and renamed into place at the end: a failed or
+killed export leaves no half-written OUT and logs nothing, and an existing non-empty OUT is
+never overwritten. An SFT model gets the chat template its SFT data was rendered with (when it
+can be recovered byte for byte), a pretrained model its tokenizer's own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from nemo_runspec.artifacts import log_artifact, setup_artifact_tracking
+from nemo_runspec.errors import ArtifactNotFoundError, ConfigError, NemotronError, TypeMismatchError
+from nemo_runspec.refs import validate_name
+
+FORMATS = ("hf",)
+# Copied from the tokenizer's directory when present (tokenizer_config.json is rewritten).
+_TOKENIZER_FILES = ("tokenizer.json", "special_tokens_map.json")
+
+
+class ExportFailed(NemotronError):
+    """The conversion process exited with an error."""
+
+
+def export_hf(source: str, out: str | os.PathLike[str], *, name: str | None = None, tokenizer: str | None = None,
+              root: str | os.PathLike[str] | None = None):
+    """Export the Megatron ModelArtifact ``source`` to ``out``; return the logged ModelArtifact."""
+    from nemotron.kit.artifacts import ModelArtifact
+    from nemotron.train.checkpoint import TRAINER_FILE
+
+    tracking = setup_artifact_tracking({"root": str(root)} if root else None)
+    record = tracking.resolve(source)
+    if record.type != "ModelArtifact":
+        raise TypeMismatchError(f"{record.ref} is a {record.type}, not a ModelArtifact",
+                                hint="export a model logged by `pretrain` or `sft`")
+    if record.fields.get("format") != "megatron":
+        raise ConfigError(f"{record.ref} is already a {record.fields.get('format')!r} checkpoint, not a Megatron one",
+                          hint=f"export its parent ({record.fields.get('parent_model') or 'the Megatron model'})")
+    checkpoint = Path(record.path)
+    missing = [p for p in (checkpoint / TRAINER_FILE, checkpoint / "model" / "metadata.json") if not p.is_file()]
+    if missing:
+        raise ConfigError(f"{record.ref} checkpoint {checkpoint} is incomplete (missing {missing[0].relative_to(checkpoint)})",
+                          hint="export a model logged by `pretrain`/`sft` whose checkpoint directory is intact")
+    architecture = record.metadata.get("architecture")
+    if not isinstance(architecture, dict):
+        raise ConfigError(f"{record.ref} does not record its model architecture (metadata 'architecture')",
+                          hint="export a model logged by `pretrain` or `sft`")
+    from nemotron.train.hf_export import incompatibilities
+
+    problems = incompatibilities(architecture)
+    if problems:
+        raise ConfigError(f"{record.ref} (model {architecture.get('name')!r}) cannot be a LlamaForCausalLM: {'; '.join(problems)}",
+                          hint="only dense Llama-style GPT models (RoPE, RMSNorm, SwiGLU, no biases) export to hf")
+
+    out = Path(out).expanduser().absolute()
+    _check_out(out)
+    name = validate_name(name or f"{record.name}-hf")
+    bound = tracking.registry.bound_type(name)
+    if bound not in (None, "ModelArtifact"):
+        raise TypeMismatchError(f"artifact name {name!r} is bound to {bound}, not ModelArtifact", hint="choose another --name")
+
+    loaded = _tokenizer(tracking, record, tokenizer)
+    vocab_size = int(record.metadata.get("vocab_size") or loaded.vocab_size)
+    if vocab_size != loaded.vocab_size:
+        raise ConfigError(f"tokenizer {loaded.info.path} has {loaded.vocab_size} tokens, {record.ref} was trained "
+                          f"with {vocab_size}", hint="pass the tokenizer the model was trained with (--tokenizer PATH)")
+    template, template_info = _chat_template(tracking, record, Path(loaded.info.path).parent)
+
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(f"cannot create {out.parent}: {err.strerror}") from None
+    staging = out.parent / f".{out.name}.export-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        result = _convert(checkpoint, architecture, vocab_size, staging, loaded)
+        _copy_tokenizer(Path(loaded.info.path).parent, staging, loaded, template, int(architecture["seq_length"]))
+        try:
+            os.rename(staging, out)  # replaces only an empty directory
+        except OSError as err:
+            raise ConfigError(f"{out} appeared or filled up during the export ({err.strerror}); nothing was overwritten",
+                              hint="choose a new output directory") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+    artifact = ModelArtifact(
+        path=out,
+        stage=record.fields["stage"],
+        step=record.fields["step"],
+        format="hf",
+        final_loss=record.fields.get("final_loss"),
+        tokens_seen=record.fields.get("tokens_seen"),
+        parent_model=record.uri,
+        metadata={
+            "source": record.uri,
+            "source_checkpoint": str(checkpoint),
+            "source_training_data": record.fields.get("training_data"),
+            "architecture": architecture,
+            "hf_architecture": "LlamaForCausalLM",
+            "hf_config": result["config"],
+            "parameters": result["parameters"],
+            "vocab_size": vocab_size,
+            "padded_vocab_size": result["padded_vocab_size"],
+            "tokenizer_sha256": loaded.info.sha256,
+            "tokenizer_path": loaded.info.path,
+            "chat_template": template_info,
+            "dtype": "float32",
+            "config": record.metadata.get("config"),
+        },
+    )
+    log_artifact(artifact, tracking, name=name)
+    print(f"logged {artifact.name}:v{artifact.version}: {record.ref} (step {artifact.step}) as LlamaForCausalLM, "
+          f"{result['parameters']:,} parameters, vocabulary {vocab_size} -> {out}")
+    return artifact
+
+
+def _check_out(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"output {out} exists and is not a directory", hint="choose a new output directory")
+    if out.is_dir() and any(out.iterdir()):
+        raise ConfigError(f"output directory {out} exists and is not empty; refusing to overwrite it",
+                          hint="choose a new (or empty) output directory")
+
+
+def _tokenizer(tracking, record, option: str | None):
+    """The tokenizer the source was trained with: ``--tokenizer``, else its training data's."""
+    from nemotron.data.tokenizer import load_tokenizer
+
+    hint = "pass the tokenizer the model was trained with: --tokenizer PATH (a tokenizer directory or tokenizer.json)"
+    path = str(Path(option).expanduser()) if option else _recorded_tokenizer_path(tracking, record)
+    if path is None:
+        raise ConfigError(f"{record.ref} does not record the tokenizer it was trained with", hint=hint)
+    try:
+        loaded = load_tokenizer(path)
+    except ConfigError as err:
+        raise ConfigError(str(err), hint=None if option else hint) from None
+    expected = record.metadata.get("tokenizer_sha256")
+    if expected and loaded.info.sha256 != expected:
+        raise ConfigError(f"tokenizer {loaded.info.path} is not the one {record.ref} was trained with "
+                          f"(sha256 {loaded.info.sha256[:12]}..., trained with {expected[:12]}...)", hint=hint)
+    return loaded
+
+
+def _recorded_tokenizer_path(tracking, record) -> str | None:
+    data = _training_data(tracking, record)
+    if data is not None and isinstance(data.fields.get("tokenizer"), dict) and data.fields["tokenizer"].get("path"):
+        return str(data.fields["tokenizer"]["path"])
+    config = record.metadata.get("config") or {}
+    for section in ("data", "tokenizer"):
+        value = (config.get(section) or {}).get("tokenizer_path" if section == "data" else "path")
+        if value:
+            return str(value)
+    return None
+
+
+def _training_data(tracking, record):
+    ref = record.fields.get("training_data")
+    if not ref:
+        return None
+    try:
+        return tracking.resolve(ref)
+    except ArtifactNotFoundError:
+        return None
+
+
+def _chat_template(tracking, record, tokenizer_dir: Path) -> tuple[str | None, dict[str, Any] | None]:
+    """The template the SFT data was rendered with, when it can be recovered exactly."""
+    data = _training_data(tracking, record)
+    if data is None or data.type != "SFTDataArtifact":
+        return None, None
+    from nemotron.data.chat import load_template
+
+    recorded = data.fields.get("chat_template") or {}
+    spec = ((data.metadata.get("config") or {}).get("data_prep") or {}).get("chat_template")
+    try:
+        template = load_template(str(spec), tokenizer_dir) if spec else None
+    except ConfigError:
+        template = None
+    if template is None or template.sha256 != recorded.get("sha256"):
+        print(f"warning: the chat template {data.ref} was rendered with ({recorded.get('name')!r}) cannot be "
+              "recovered byte for byte; the export keeps the tokenizer's own chat template", file=sys.stderr)
+        return None, None
+    return template.source, {"name": template.name, "sha256": template.sha256, "from": data.uri}
+
+
+def _convert(checkpoint: Path, architecture: dict[str, Any], vocab_size: int, staging: Path, loaded) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="nemotron-export-") as scratch:
+        job_file, result_file = Path(scratch) / "job.json", Path(scratch) / "result.json"
+        job_file.write_text(json.dumps({
+            "checkpoint": str(checkpoint),
+            "architecture": architecture,
+            "vocab_size": vocab_size,
+            "token_ids": {"bos": loaded.bos_id, "eos": loaded.eod_id, "pad": loaded.pad_id},
+            "out": str(staging),
+            "result": str(result_file),
+        }), encoding="utf-8")
+        env = {**os.environ, "RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1",
+               "MASTER_PORT": str(_free_port())}
+        status = subprocess.run([sys.executable, "-m", "nemotron.train.hf_export", str(job_file)], env=env).returncode
+        if status != 0 or not result_file.is_file():
+            raise ExportFailed(f"the conversion of {checkpoint} exited with status {status}; nothing was written or logged",
+                               hint="the lines above are the conversion process's own error")
+        return json.loads(result_file.read_text())
+
+
+def _copy_tokenizer(source: Path, target: Path, loaded, template: str | None, max_length: int) -> None:
+    """tokenizer.json as is; tokenizer_config.json with the chat template folded in."""
+    for file in _TOKENIZER_FILES:
+        if (source / file).is_file():
+            shutil.copyfile(source / file, target / file)
+    config_file = source / "tokenizer_config.json"
+    config = json.loads(config_file.read_text(encoding="utf-8")) if config_file.is_file() else {
+        "tokenizer_class": "PreTrainedTokenizerFast", "eos_token": loaded.tokenizer.id_to_token(loaded.eod_id)}
+    if template is None and not isinstance(config.get("chat_template"), (str, list)) and (source / "chat_template.jinja").is_file():
+        template = (source / "chat_template.jinja").read_text(encoding="utf-8")
+    if template is not None:
+        config["chat_template"] = template
+    config["model_max_length"] = max_length
+    (target / "tokenizer_config.json").write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
