@@ -62,6 +62,11 @@ def family_app(family: str) -> typer.Typer:
         """Fine-tune run.model on the packed conversations of run.data (ModelArtifact, stage=sft)."""
         run_recipe(ctx, family, "sft", "nemotron.stages.sft:train_sft", multirun=multirun, cfg=cfg, dry_run=dry_run)
 
+    @app.command("rl", context_settings=_EXTRA)
+    def rl(ctx: typer.Context, multirun: bool = _MULTIRUN, cfg: str | None = _CFG, dry_run: bool = _DRY_RUN) -> None:
+        """GRPO of run.model on the prompts of run.data (ModelArtifact, stage=rl; TRL or NeMo-RL)."""
+        run_recipe(ctx, family, "rl", "nemotron.stages.rl:train_rl", multirun=multirun, cfg=cfg, dry_run=dry_run)
+
     model_app = typer.Typer(help="Model sizes and checkpoints.", no_args_is_help=True)
     app.add_typer(model_app, name="model")
 

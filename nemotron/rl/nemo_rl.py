@@ -93,14 +93,19 @@ def grpo_config(rl: dict[str, Any], policy_dir: str, train_path: str, val_path: 
     }
 
 
-def launch(config_file: Path) -> int:
-    """Run NeMo-RL's GRPO entry point on ``config_file`` (Ray starts inside it)."""
+def require() -> None:
+    """Fail early, with what to install, where NeMo-RL is not importable."""
     if importlib.util.find_spec("nemo_rl") is None:
         raise ConfigError(
             "rl.backend=nemo_rl needs NeMo-RL, which is not installed here",
             hint="run in the NeMo-RL container (docker/rl.Dockerfile) or install NeMo-RL from source "
                  "(https://github.com/NVIDIA-NeMo/RL); use rl.backend=trl on this machine",
         )
+
+
+def launch(config_file: Path) -> int:
+    """Run NeMo-RL's GRPO entry point on ``config_file`` (Ray starts inside it)."""
+    require()
     root = Path(os.environ.get("NEMO_RL_DIR", "/opt/nemo-rl"))
     entry = root / ENTRY
     if not entry.is_file():

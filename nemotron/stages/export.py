@@ -26,7 +26,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from nemo_runspec.artifacts import log_artifact, setup_artifact_tracking
+from nemo_runspec.artifacts import current_tracking, log_artifact, setup_artifact_tracking
 from nemo_runspec.errors import ArtifactNotFoundError, ConfigError, NemotronError, TypeMismatchError
 from nemo_runspec.refs import validate_name
 
@@ -43,62 +43,19 @@ def export_hf(source: str, out: str | os.PathLike[str], *, name: str | None = No
               root: str | os.PathLike[str] | None = None):
     """Export the Megatron ModelArtifact ``source`` to ``out``; return the logged ModelArtifact."""
     from nemotron.kit.artifacts import ModelArtifact
-    from nemotron.train.checkpoint import TRAINER_FILE
 
     tracking = setup_artifact_tracking({"root": str(root)} if root else None)
     record = tracking.resolve(source)
-    if record.type != "ModelArtifact":
-        raise TypeMismatchError(f"{record.ref} is a {record.type}, not a ModelArtifact",
-                                hint="export a model logged by `pretrain` or `sft`")
-    if record.fields.get("format") != "megatron":
-        raise ConfigError(f"{record.ref} is already a {record.fields.get('format')!r} checkpoint, not a Megatron one",
-                          hint=f"export its parent ({record.fields.get('parent_model') or 'the Megatron model'})")
-    checkpoint = Path(record.path)
-    missing = [p for p in (checkpoint / TRAINER_FILE, checkpoint / "model" / "metadata.json") if not p.is_file()]
-    if missing:
-        raise ConfigError(f"{record.ref} checkpoint {checkpoint} is incomplete (missing {missing[0].relative_to(checkpoint)})",
-                          hint="export a model logged by `pretrain`/`sft` whose checkpoint directory is intact")
-    architecture = record.metadata.get("architecture")
-    if not isinstance(architecture, dict):
-        raise ConfigError(f"{record.ref} does not record its model architecture (metadata 'architecture')",
-                          hint="export a model logged by `pretrain` or `sft`")
-    from nemotron.train.hf_export import incompatibilities
-
-    problems = incompatibilities(architecture)
-    if problems:
-        raise ConfigError(f"{record.ref} (model {architecture.get('name')!r}) cannot be a LlamaForCausalLM: {'; '.join(problems)}",
-                          hint="only dense Llama-style GPT models (RoPE, RMSNorm, SwiGLU, no biases) export to hf")
-
+    _check_source(record)
     out = Path(out).expanduser().absolute()
     _check_out(out)
     name = validate_name(name or f"{record.name}-hf")
     bound = tracking.registry.bound_type(name)
     if bound not in (None, "ModelArtifact"):
         raise TypeMismatchError(f"artifact name {name!r} is bound to {bound}, not ModelArtifact", hint="choose another --name")
-
-    loaded = _tokenizer(tracking, record, tokenizer)
-    vocab_size = int(record.metadata.get("vocab_size") or loaded.vocab_size)
-    if vocab_size != loaded.vocab_size:
-        raise ConfigError(f"tokenizer {loaded.info.path} has {loaded.vocab_size} tokens, {record.ref} was trained "
-                          f"with {vocab_size}", hint="pass the tokenizer the model was trained with (--tokenizer PATH)")
-    template, template_info = _chat_template(tracking, record, Path(loaded.info.path).parent)
-
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise ConfigError(f"cannot create {out.parent}: {err.strerror}") from None
-    staging = out.parent / f".{out.name}.export-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    try:
-        result = _convert(checkpoint, architecture, vocab_size, staging, loaded)
-        _copy_tokenizer(Path(loaded.info.path).parent, staging, loaded, template, int(architecture["seq_length"]))
-        try:
-            os.rename(staging, out)  # replaces only an empty directory
-        except OSError as err:
-            raise ConfigError(f"{out} appeared or filled up during the export ({err.strerror}); nothing was overwritten",
-                              hint="choose a new output directory") from None
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    exported = export_to_directory(record, out, tokenizer=tokenizer, tracking=tracking)
+    result, loaded, vocab_size = exported["result"], exported["tokenizer"], exported["vocab_size"]
+    architecture, checkpoint, template_info = record.metadata["architecture"], Path(record.path), exported["chat_template"]
 
     artifact = ModelArtifact(
         path=out,
@@ -129,6 +86,65 @@ def export_hf(source: str, out: str | os.PathLike[str], *, name: str | None = No
     print(f"logged {artifact.name}:v{artifact.version}: {record.ref} (step {artifact.step}) as LlamaForCausalLM, "
           f"{result['parameters']:,} parameters, vocabulary {vocab_size} -> {out}")
     return artifact
+
+
+def export_to_directory(record, out: Path, *, tokenizer: str | None = None, tracking=None) -> dict[str, Any]:
+    """Convert the checked Megatron model ``record`` into a new ``out``; nothing is logged.
+
+    Used by ``export_hf`` and by steps that need a Hugging Face copy of a model for
+    themselves (RL's initial policy)."""
+    tracking = tracking or current_tracking()
+    _check_source(record)
+    architecture, checkpoint = record.metadata["architecture"], Path(record.path)
+    loaded = _tokenizer(tracking, record, tokenizer)
+    vocab_size = int(record.metadata.get("vocab_size") or loaded.vocab_size)
+    if vocab_size != loaded.vocab_size:
+        raise ConfigError(f"tokenizer {loaded.info.path} has {loaded.vocab_size} tokens, {record.ref} was trained "
+                          f"with {vocab_size}", hint="pass the tokenizer the model was trained with (--tokenizer PATH)")
+    template, template_info = _chat_template(tracking, record, Path(loaded.info.path).parent)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(f"cannot create {out.parent}: {err.strerror}") from None
+    staging = out.parent / f".{out.name}.export-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        result = _convert(checkpoint, architecture, vocab_size, staging, loaded)
+        _copy_tokenizer(Path(loaded.info.path).parent, staging, loaded, template, int(architecture["seq_length"]))
+        try:
+            os.rename(staging, out)  # replaces only an empty directory
+        except OSError as err:
+            raise ConfigError(f"{out} appeared or filled up during the export ({err.strerror}); nothing was overwritten",
+                              hint="choose a new output directory") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return {"result": result, "tokenizer": loaded, "vocab_size": vocab_size, "chat_template": template_info}
+
+
+def _check_source(record) -> None:
+    """A complete Megatron checkpoint of a Llama-style model, or a one-line error."""
+    from nemotron.train.checkpoint import TRAINER_FILE
+    from nemotron.train.hf_export import incompatibilities
+
+    if record.type != "ModelArtifact":
+        raise TypeMismatchError(f"{record.ref} is a {record.type}, not a ModelArtifact",
+                                hint="export a model logged by `pretrain` or `sft`")
+    if record.fields.get("format") != "megatron":
+        raise ConfigError(f"{record.ref} is already a {record.fields.get('format')!r} checkpoint, not a Megatron one",
+                          hint=f"export its parent ({record.fields.get('parent_model') or 'the Megatron model'})")
+    checkpoint = Path(record.path)
+    missing = [p for p in (checkpoint / TRAINER_FILE, checkpoint / "model" / "metadata.json") if not p.is_file()]
+    if missing:
+        raise ConfigError(f"{record.ref} checkpoint {checkpoint} is incomplete (missing {missing[0].relative_to(checkpoint)})",
+                          hint="export a model logged by `pretrain`/`sft` whose checkpoint directory is intact")
+    architecture = record.metadata.get("architecture")
+    if not isinstance(architecture, dict):
+        raise ConfigError(f"{record.ref} does not record its model architecture (metadata 'architecture')",
+                          hint="export a model logged by `pretrain` or `sft`")
+    problems = incompatibilities(architecture)
+    if problems:
+        raise ConfigError(f"{record.ref} (model {architecture.get('name')!r}) cannot be a LlamaForCausalLM: {'; '.join(problems)}",
+                          hint="only dense Llama-style GPT models (RoPE, RMSNorm, SwiGLU, no biases) export to hf")
 
 
 def _check_out(out: Path) -> None:

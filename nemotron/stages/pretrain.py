@@ -12,14 +12,16 @@ from nemo_runspec.artifacts import setup_artifact_tracking
 from nemo_runspec.errors import TypeMismatchError
 from nemo_runspec.hydra_app import to_plain
 from nemotron.kit.artifacts import ModelArtifact
-from nemotron.stages.training import check_model_fits, log_model, run_dir, run_training_job
+from nemotron.stages.training import check_model_fits, finished_run, log_model, run_dir, run_training_job
 
 def train_pretrain(cfg: Any, *, show_progress: bool = True) -> ModelArtifact:
     tracking = setup_artifact_tracking(cfg)
     data_record = _data_record(tracking, cfg.run.data)  # before ${art:data,...} resolves against it
     config = to_plain(cfg)
     check_model_fits(config)
-    directory = run_dir(config, [data_record.uri])
+    directory, digest = run_dir(config, [data_record.uri])
+    if (existing := finished_run(config, directory, digest)) is not None:
+        return existing
     job = {
         "stage": "pretrain",
         "run_dir": str(directory),
@@ -31,7 +33,7 @@ def train_pretrain(cfg: Any, *, show_progress: bool = True) -> ModelArtifact:
         "show_progress": show_progress,
     }
     result = run_training_job(job, directory, int(config["train"]["nproc_per_node"]))
-    return log_model(tracking, config, "pretrain", result, directory, training_data=data_record.uri)
+    return log_model(tracking, config, "pretrain", result, directory, digest, training_data=data_record.uri)
 
 
 def _data_record(tracking, ref: str):

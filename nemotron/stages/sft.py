@@ -14,7 +14,7 @@ from typing import Any
 from nemo_runspec.artifacts import setup_artifact_tracking
 from nemo_runspec.errors import ConfigError, TypeMismatchError
 from nemo_runspec.hydra_app import to_plain
-from nemotron.stages.training import check_model_fits, log_model, run_dir, run_training_job
+from nemotron.stages.training import check_model_fits, finished_run, log_model, run_dir, run_training_job
 from nemotron.train.checkpoint import TRAINER_FILE
 from nemotron.train.gpt import architecture_of
 
@@ -30,7 +30,9 @@ def train_sft(cfg: Any, *, show_progress: bool = True):
                           f"seq_length {config['model']['seq_length']}",
                           hint="prepare the SFT data with a smaller data_prep.pack_size")
     check_model_fits(config)
-    directory = run_dir(config, [parent.uri, data.uri])
+    directory, digest = run_dir(config, [parent.uri, data.uri])
+    if (existing := finished_run(config, directory, digest)) is not None:
+        return existing
     job = {
         "stage": "sft",
         "run_dir": str(directory),
@@ -43,7 +45,7 @@ def train_sft(cfg: Any, *, show_progress: bool = True):
         "show_progress": show_progress,
     }
     result = run_training_job(job, directory, int(config["train"]["nproc_per_node"]))
-    return log_model(tracking, config, "sft", result, directory, training_data=data.uri, parent_model=parent.uri)
+    return log_model(tracking, config, "sft", result, directory, digest, training_data=data.uri, parent_model=parent.uri)
 
 
 def _typed(tracking, key: str, ref: str, type_name: str, what: str):

@@ -64,15 +64,24 @@ def check_model_fits(config: dict[str, Any]) -> None:
                           f"train.tensor_parallel={train['tensor_parallel']}")
 
 
-def run_dir(config: dict[str, Any], inputs: list[str]) -> Path:
+def run_dir(config: dict[str, Any], inputs: list[str]) -> tuple[Path, str]:
     """``<train.output_root>/<run.name>/<fingerprint>`` of everything the run computes from."""
-    directory, _ = outputs.output_dir(config["train"]["output_root"], config["run"]["name"], {
+    return outputs.output_dir(config["train"]["output_root"], config["run"]["name"], {
         "model": config["model"],
         "train": {k: v for k, v in config["train"].items() if k not in _NOT_IN_FINGERPRINT},
         "optimizer": config["optimizer"],
         "inputs": inputs,
     })
-    return directory
+
+
+def finished_run(config: dict[str, Any], directory: Path, digest: str):
+    """The model already logged from this run directory, if the run finished and was logged."""
+    from nemotron.kit.artifacts import ModelArtifact
+
+    existing = outputs.already_logged(ModelArtifact, config["run"]["name"], directory, digest, "result.json")
+    if existing is not None:
+        print(f"{existing.name}:v{existing.version} already holds this run ({directory}); nothing to do")
+    return existing
 
 
 def _free_port() -> int:
@@ -87,7 +96,7 @@ def _yaml(data: dict[str, Any]) -> str:
     return OmegaConf.to_yaml(OmegaConf.create(data))
 
 
-def log_model(tracking, config: dict[str, Any], stage: str, result: dict[str, Any], directory: Path,
+def log_model(tracking, config: dict[str, Any], stage: str, result: dict[str, Any], directory: Path, digest: str,
               training_data: str, parent_model: str | None = None):
     """Log the run's final checkpoint as a ModelArtifact, inputs pinned by the caller."""
     from nemo_runspec.artifacts import log_artifact
@@ -104,6 +113,7 @@ def log_model(tracking, config: dict[str, Any], stage: str, result: dict[str, An
         training_data=training_data,
         metadata={
             "run_dir": str(directory),
+            "fingerprint": digest,
             "val_loss": result.get("val_loss"),
             "metrics": str(directory / "metrics.jsonl"),
             "loss_plot": result.get("plot"),

@@ -1,0 +1,120 @@
+"""Stage-2 training step: GRPO of the SFT model -> ModelArtifact (stage=rl, format=hf).
+
+The policy starts from run.model: a Hugging Face model as is, a Megatron checkpoint after an
+export into the run directory (not logged separately: the RL model's parent is the SFT model
+itself). ``rl.backend`` picks TRL (this machine, accelerate on GPUs) or NeMo-RL (clusters, in
+its container). Mean reward and KL per step go to the run's metrics file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from nemo_runspec.artifacts import log_artifact, setup_artifact_tracking
+from nemo_runspec.errors import ConfigError, TypeMismatchError
+from nemo_runspec.hydra_app import to_plain
+from nemotron.kit.artifacts import ModelArtifact
+from nemotron.rl.trl_grpo import RESULT_FILE
+from nemotron.stages import outputs
+from nemotron.stages.training import TrainingFailed
+
+BACKENDS = ("trl", "nemo_rl")
+
+
+def train_rl(cfg: Any, *, show_progress: bool = True) -> ModelArtifact:
+    tracking = setup_artifact_tracking(cfg)
+    parent = _typed(tracking, "model", cfg.run.model, "ModelArtifact", "the SFT model")
+    data = _typed(tracking, "data", cfg.run.data, "SplitJsonlDataArtifact", "the output of `data prep rl`")
+    config = to_plain(cfg)
+    rl = config["rl"]
+    if rl["backend"] not in BACKENDS:
+        raise ConfigError(f"rl.backend={rl['backend']!r} (choose from {', '.join(BACKENDS)})")
+    if rl["backend"] == "nemo_rl":
+        from nemotron.rl import nemo_rl
+
+        nemo_rl.require()
+    directory, digest = outputs.output_dir(rl["output_root"], config["run"]["name"], {
+        "rl": {k: v for k, v in rl.items() if k not in ("output_root", "device", "nproc_per_node")},
+        "inputs": [parent.uri, data.uri],
+    })
+    existing = outputs.already_logged(ModelArtifact, config["run"]["name"], directory, digest, RESULT_FILE)
+    if existing is not None:
+        print(f"{existing.name}:v{existing.version} already holds this run ({directory}); nothing to do")
+        return existing
+    directory.mkdir(parents=True, exist_ok=True)
+    policy = _initial_policy(parent, directory)
+    job = {"run_dir": str(directory), "policy": str(policy), "data": config["data"], "rl": rl}
+    (directory / "job.json").write_text(json.dumps(job, indent=1), encoding="utf-8")
+    if rl["backend"] == "nemo_rl":
+        result = _run_nemo_rl(job, directory)
+    else:
+        result = _run_trl(job, directory, int(rl["nproc_per_node"]))
+    artifact = ModelArtifact(
+        path=Path(result["policy"]), stage="rl", step=result["step"], format="hf",
+        final_loss=result.get("final_loss"), parent_model=parent.uri, training_data=data.uri,
+        metadata={"run_dir": str(directory), "fingerprint": digest, "backend": rl["backend"], "final_reward": result.get("final_reward"),
+                  "final_kl": result.get("final_kl"), "metrics": str(directory / "metrics.jsonl"),
+                  "reward_plot": result.get("plot"), "architecture": parent.metadata.get("architecture"),
+                  "tokenizer_sha256": parent.metadata.get("tokenizer_sha256"), "config": config},
+    )
+    log_artifact(artifact, tracking, name=config["run"]["name"])
+    print(f"logged {artifact.name}:v{artifact.version}: {artifact.step} GRPO steps, mean reward "
+          f"{result.get('final_reward')}, KL {result.get('final_kl')} -> {artifact.path}")
+    return artifact
+
+
+def _typed(tracking, key: str, ref: str, type_name: str, what: str):
+    record = tracking.resolve(ref)
+    if record.type != type_name:
+        raise TypeMismatchError(f"run.{key}={ref} is a {record.type}, RL needs a {type_name}",
+                                hint=f"point run.{key} at {what}")
+    return record
+
+
+def _initial_policy(parent, directory: Path) -> Path:
+    if parent.fields.get("format") == "hf":
+        return Path(parent.path)
+    from nemotron.stages.export import export_to_directory
+
+    target = directory / "initial-policy"
+    if not (target / "config.json").is_file():
+        export_to_directory(parent, target)
+    return target
+
+
+def _run_trl(job: dict[str, Any], directory: Path, nproc: int) -> dict[str, Any]:
+    entry = ["-m", "nemotron.rl.trl_grpo", str(directory / "job.json")]
+    if nproc > 1:
+        command = [sys.executable, "-m", "accelerate.commands.launch", f"--num_processes={nproc}", *entry]
+    else:
+        command = [sys.executable, *entry]
+    (directory / RESULT_FILE).unlink(missing_ok=True)
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
+    status = subprocess.run(command, env=env).returncode
+    if status != 0 or not (directory / RESULT_FILE).is_file():
+        raise TrainingFailed(f"GRPO exited with status {status} (run directory {directory})",
+                             hint="the lines above are the RL process's own errors")
+    return json.loads((directory / RESULT_FILE).read_text())
+
+
+def _run_nemo_rl(job: dict[str, Any], directory: Path) -> dict[str, Any]:
+    from omegaconf import OmegaConf
+
+    from nemotron.rl import nemo_rl
+
+    config = nemo_rl.grpo_config(job["rl"], job["policy"], job["data"]["train_path"], job["data"].get("val_path"),
+                                 str(directory))
+    config_file = directory / "nemo_rl_grpo.yaml"
+    config_file.write_text(OmegaConf.to_yaml(OmegaConf.create(config)), encoding="utf-8")
+    status = nemo_rl.launch(config_file)
+    if status != 0:
+        raise TrainingFailed(f"NeMo-RL GRPO exited with status {status} (config {config_file})")
+    checkpoints = sorted((directory / "nemo_rl_checkpoints").glob("step_*"))
+    if not checkpoints:
+        raise TrainingFailed(f"NeMo-RL wrote no checkpoint under {directory / 'nemo_rl_checkpoints'}")
+    return {"step": int(checkpoints[-1].name.split("_")[-1]), "policy": str(checkpoints[-1] / "policy" / "weights")}
