@@ -8,6 +8,7 @@ tree, a Mermaid flowchart or JSON.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -102,15 +103,34 @@ def to_rich_tree(node: LineageNode, direction: Direction = "ancestors") -> Tree:
     return tree
 
 
-def to_mermaid(node: LineageNode, direction: Direction = "ancestors") -> str:
-    """A Mermaid flowchart; arrows always point from input to output."""
+def to_mermaid(node: LineageNode, direction: Direction = "ancestors",
+               group: Callable[[LineageNode, LineageNode | None], str | None] | None = None) -> str:
+    """A Mermaid flowchart; arrows always point from input to output.
+
+    ``group(node, consumer)`` may name a subgraph for each node (``consumer`` is the node it
+    was reached from); nodes of the same name are drawn inside one box, in first-seen order.
+    """
     ids: dict[str, str] = {}
-    lines = ["flowchart TB"]
+    declarations: dict[str | None, list[str]] = {}
+    consumers: dict[str, LineageNode] = {}
+    if direction == "ancestors":  # an input shared by several artifacts sits with the first one reached
+        for n in node.walk():
+            for link in n.links:
+                consumers.setdefault(link.uri, n)
     for n in node.walk():
-        if n.uri not in ids:
-            ids[n.uri] = f"n{len(ids)}"
-            text = n.label.replace('"', "'") if not n.record else f"{n.record.ref}<br/>{n.record.type}"
-            lines.append(f'    {ids[n.uri]}["{text}"]')
+        if n.uri in ids:
+            continue
+        ids[n.uri] = f"n{len(ids)}"
+        text = n.label.replace('"', "'") if not n.record else f"{n.record.ref}<br/>{n.record.type}"
+        box = group(n, consumers.get(n.uri)) if group else None
+        declarations.setdefault(box, []).append(f'{ids[n.uri]}["{text}"]')
+    lines = ["flowchart TB"]
+    boxes = [b for b in declarations if b is not None]
+    for number, box in enumerate(sorted(boxes)):
+        lines.append(f'    subgraph stage{number}["{box}"]')
+        lines += [f"        {d}" for d in declarations[box]]
+        lines.append("    end")
+    lines += [f"    {d}" for d in declarations.get(None, [])]
     edges = []
     for n in node.walk():
         for link in n.links:

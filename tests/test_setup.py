@@ -15,7 +15,7 @@ def quickstart_commands() -> list[str]:
 
 def test_readme_has_exactly_two_setup_commands_and_ci_runs_them():
     setup_and_main, tests = quickstart_commands()
-    assert setup_and_main == "scripts/setup.sh && .venv/bin/nemotron demo"
+    assert setup_and_main == "scripts/setup.sh && .venv/bin/nemotron nano3 pipe"
     ci = (REPO / ".ci" / "run").read_text().splitlines()
     assert "rm -rf .venv" in ci and "scripts/setup.sh" in ci
     assert ci[-1] == tests == ".venv/bin/python -m pytest"

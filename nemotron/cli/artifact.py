@@ -86,7 +86,9 @@ def lineage(
     tracking = _tracking(root)
     node = graph.descendants(tracking, ref) if descendants else graph.ancestors(tracking, ref)
     if format is LineageFormat.mermaid:
-        typer.echo(graph.to_mermaid(node, direction))
+        from nemotron.kit.stages import stage_of
+
+        typer.echo(graph.to_mermaid(node, direction, group=stage_of))
     elif format is LineageFormat.json:
         typer.echo(json.dumps(graph.to_json(node, direction), indent=2))
     else:

@@ -67,6 +67,21 @@ def family_app(family: str) -> typer.Typer:
         """GRPO of run.model on the prompts of run.data (ModelArtifact, stage=rl; TRL or NeMo-RL)."""
         run_recipe(ctx, family, "rl", "nemotron.stages.rl:train_rl", multirun=multirun, cfg=cfg, dry_run=dry_run)
 
+    @app.command("pipe", context_settings=_EXTRA)
+    def pipe(ctx: typer.Context) -> None:
+        """The whole tiny-to-full pipeline: 3 data preps and 3 trainings, then the final lineage.
+
+        Overrides apply to every step, or to one with its name as a prefix (pretrain:train.steps=20)."""
+        from rich.console import Console
+
+        from nemo_runspec import lineage
+        from nemo_runspec.artifacts import current_tracking
+        from nemotron.stages.pipe import run_pipe
+
+        final = run_pipe(family, list(ctx.args))
+        tree = lineage.ancestors(current_tracking(), f"{final.name}:v{final.version}")
+        Console().print(lineage.to_rich_tree(tree))
+
     model_app = typer.Typer(help="Model sizes and checkpoints.", no_args_is_help=True)
     app.add_typer(model_app, name="model")
 

@@ -69,9 +69,11 @@ def train(job: dict[str, Any]) -> dict[str, Any]:
         report_to="none",
         disable_dropout=True,
         dataloader_num_workers=0,
+        disable_tqdm=True,
     )
     trainer = GRPOTrainer(model=job["policy"], reward_funcs=functions, args=config,
                           train_dataset=load_prompts(Path(job["data"]["train_path"])), processing_class=tokenizer)
+    _one_line_per_step(trainer, int(rl["steps"]))
     trainer.train()
     policy = run_dir / "policy"
     trainer.save_model(str(policy))
@@ -84,6 +86,20 @@ def train(job: dict[str, Any]) -> dict[str, Any]:
               "plot": str(plot_loss(run_dir, REWARD_SERIES, "reward.png", "value"))}
     (run_dir / RESULT_FILE).write_text(json.dumps(result, indent=1))
     return result
+
+
+def _one_line_per_step(trainer, steps: int) -> None:
+    """Replace the trainer's printing of whole log dicts with one line per step."""
+    from transformers import PrinterCallback, TrainerCallback
+
+    class StepLine(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if logs and "reward" in logs:
+                print(f"grpo step {state.global_step}/{steps}: reward {logs['reward']:.4f}  "
+                      f"kl {logs.get('kl', 0.0):.5f}  loss {logs.get('loss', 0.0):.4f}", flush=True)
+
+    trainer.remove_callback(PrinterCallback)
+    trainer.add_callback(StepLine())
 
 
 def _metrics(history: list[dict[str, Any]], reward_names: list[str]) -> list[dict[str, Any]]:

@@ -1,0 +1,57 @@
+"""``nemotron <family> pipe``: the six steps end to end on tiny configs, lineage checked."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from helpers import run_cli
+
+pytestmark = pytest.mark.slow
+FAST = ["pretrain:train.steps=6", "pretrain:train.checkpoint_interval=0", "sft:train.steps=4",
+        "sft:train.checkpoint_interval=0", "rl:rl.steps=2"]
+NAMES = ["nano3-pretrain-data-tiny", "nano3-pretrain-model-tiny", "nano3-sft-data-tiny", "nano3-sft-model-tiny",
+         "nano3-rl-data-tiny", "nano3-rl-model-tiny"]
+
+
+def record(work: Path, name: str, version: int = 1) -> dict:
+    return json.loads((work / "artifacts" / name / "versions" / f"v{version}.json").read_text())
+
+
+def test_pipe_runs_six_steps_with_pinned_lineage_and_a_rerun_skips_them(isolated):
+    done = run_cli("nano3", "pipe", *FAST, cwd=isolated, timeout=1200)
+    assert done.returncode == 0, done.stderr[-3000:]
+    records = {name: record(isolated, name) for name in NAMES}
+    assert [records[n]["type"] for n in NAMES] == ["PretrainBlendsArtifact", "ModelArtifact", "SFTDataArtifact",
+                                                   "ModelArtifact", "SplitJsonlDataArtifact", "ModelArtifact"]
+    assert [records[n]["fields"]["stage"] for n in NAMES[1::2]] == ["pretrain", "sft", "rl"]
+    uri = lambda name: f"art://{name}:v1"  # noqa: E731
+    assert records["nano3-pretrain-model-tiny"]["inputs"] == [uri("nano3-pretrain-data-tiny")]
+    assert records["nano3-sft-model-tiny"]["inputs"] == [uri("nano3-pretrain-model-tiny"), uri("nano3-sft-data-tiny")]
+    assert records["nano3-rl-model-tiny"]["inputs"] == [uri("nano3-sft-model-tiny"), uri("nano3-rl-data-tiny")]
+    assert any(i.endswith("samples/pretrain/python_docs.jsonl") for i in records["nano3-pretrain-data-tiny"]["inputs"])
+    assert "nano3-pretrain-data-tiny:v1" in done.stdout.split("made from")[-1]  # the printed lineage tree
+
+    mermaid = run_cli("artifact", "lineage", "nano3-rl-model-tiny", "--format", "mermaid", cwd=isolated).stdout
+    assert mermaid.count("subgraph ") == 3 and mermaid.count("<br/>") == 6
+    for stage in ("Stage 0: Pretraining", "Stage 1: SFT", "Stage 2: RL"):
+        assert stage in mermaid
+    node = {line.split('["')[0].strip(): line for line in mermaid.splitlines() if '["' in line}
+    ids = {name: next(k for k, v in node.items() if f"{name}:v1" in v) for name in NAMES}
+    for src, dst in [("nano3-pretrain-data-tiny", "nano3-pretrain-model-tiny"),
+                     ("nano3-pretrain-model-tiny", "nano3-sft-model-tiny"),
+                     ("nano3-sft-model-tiny", "nano3-rl-model-tiny")]:
+        assert f"{ids[src]} --> {ids[dst]}" in mermaid
+
+    again = run_cli("nano3", "pipe", *FAST, cwd=isolated, timeout=600)
+    assert again.returncode == 0 and again.stdout.count("nothing to do") == 6, again.stderr[-2000:]
+    assert all(not (isolated / "artifacts" / n / "versions" / "v2.json").exists() for n in NAMES)
+
+    failed = run_cli("nano3", "pipe", *FAST, "sft:model.hidden_size=128", cwd=isolated, timeout=600)
+    lines = failed.stderr.strip().splitlines()
+    assert failed.returncode == 1 and lines[-2].startswith("error: step 4/6 sft failed: parent"), failed.stderr[-2000:]
+
+
+def test_overrides_for_an_unknown_step_are_refused(isolated):
+    done = run_cli("nano3", "pipe", "distill:train.steps=1", cwd=isolated)
+    assert done.returncode == 1 and "names no step" in done.stderr
