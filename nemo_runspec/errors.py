@@ -76,3 +76,21 @@ def report_error(err: BaseException) -> int:
     print(f"error: {' '.join(message.split())}", file=sys.stderr)
     print(f"hint: {hint or 'run again with --debug for the traceback'}", file=sys.stderr)
     return 1
+
+
+def run_job_file(argv: list[str], work) -> int:
+    """Entry of a job process (``python -m ... JOB.json``): ``work(job)``, then an exit status.
+
+    A failure prints one line per process (the parent reports which step failed); a job with
+    ``"debug": true`` lets the traceback through instead."""
+    import json
+    from pathlib import Path
+
+    job = json.loads(Path(argv[0]).read_text())
+    try:
+        work(job)
+    except Exception as err:
+        if job.get("debug"):
+            raise
+        return report_error(err)
+    return 0

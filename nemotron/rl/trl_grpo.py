@@ -119,17 +119,10 @@ def _metrics(history: list[dict[str, Any]], reward_names: list[str]) -> list[dic
 
 
 def main(argv: list[str]) -> int:
-    from nemo_runspec.errors import report_error
+    from nemo_runspec.errors import run_job_file
 
     warnings.filterwarnings("ignore", category=UserWarning)
-    job = json.loads(Path(argv[0]).read_text())
-    try:
-        train(job)
-    except Exception as err:
-        if job.get("debug"):
-            raise
-        return report_error(err)
-    return 0
+    return run_job_file(argv, train)
 
 
 if __name__ == "__main__":

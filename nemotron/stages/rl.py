@@ -16,20 +16,20 @@ from pathlib import Path
 from typing import Any
 
 from nemo_runspec.artifacts import log_artifact, setup_artifact_tracking
-from nemo_runspec.errors import ConfigError, TypeMismatchError
+from nemo_runspec.errors import ConfigError
 from nemo_runspec.hydra_app import to_plain
 from nemotron.kit.artifacts import ModelArtifact
 from nemotron.rl.trl_grpo import RESULT_FILE
 from nemotron.stages import outputs
-from nemotron.stages.training import TrainingFailed
+from nemotron.stages.training import TrainingFailed, typed_input
 
 BACKENDS = ("trl", "nemo_rl")
 
 
 def train_rl(cfg: Any, *, show_progress: bool = True) -> ModelArtifact:
     tracking = setup_artifact_tracking(cfg)
-    parent = _typed(tracking, "model", cfg.run.model, "ModelArtifact", "the SFT model")
-    data = _typed(tracking, "data", cfg.run.data, "SplitJsonlDataArtifact", "the output of `data prep rl`")
+    parent = typed_input(tracking, "model", cfg.run.model, "ModelArtifact", "RL", "the SFT model")
+    data = typed_input(tracking, "data", cfg.run.data, "SplitJsonlDataArtifact", "RL", "the output of `data prep rl`")
     config = to_plain(cfg)
     rl = config["rl"]
     if rl["backend"] not in BACKENDS:
@@ -66,14 +66,6 @@ def train_rl(cfg: Any, *, show_progress: bool = True) -> ModelArtifact:
     print(f"logged {artifact.name}:v{artifact.version}: {artifact.step} GRPO steps, mean reward "
           f"{result.get('final_reward')}, KL {result.get('final_kl')} -> {artifact.path}")
     return artifact
-
-
-def _typed(tracking, key: str, ref: str, type_name: str, what: str):
-    record = tracking.resolve(ref)
-    if record.type != type_name:
-        raise TypeMismatchError(f"run.{key}={ref} is a {record.type}, RL needs a {type_name}",
-                                hint=f"point run.{key} at {what}")
-    return record
 
 
 def _initial_policy(parent, directory: Path) -> Path:

@@ -12,48 +12,25 @@ from pathlib import Path
 from typing import Any
 
 from nemo_runspec.artifacts import setup_artifact_tracking
-from nemo_runspec.errors import ConfigError, TypeMismatchError
+from nemo_runspec.errors import ConfigError
 from nemo_runspec.hydra_app import to_plain
-from nemotron.stages.training import check_model_fits, finished_run, log_model, run_dir, run_training_job
+from nemotron.stages.training import train_and_log, typed_input
 from nemotron.train.checkpoint import TRAINER_FILE
 from nemotron.train.gpt import architecture_of
 
 
 def train_sft(cfg: Any, *, show_progress: bool = True):
     tracking = setup_artifact_tracking(cfg)
-    parent = _typed(tracking, "model", cfg.run.model, "ModelArtifact", "a pretrain (or sft) model")
-    data = _typed(tracking, "data", cfg.run.data, "SFTDataArtifact", "the output of `data prep sft`")
+    parent = typed_input(tracking, "model", cfg.run.model, "ModelArtifact", "SFT", "a pretrain (or sft) model")
+    data = typed_input(tracking, "data", cfg.run.data, "SFTDataArtifact", "SFT", "the output of `data prep sft`")
     config = to_plain(cfg)
     _check_parent(parent, config)
     if data.fields["pack_size"] > int(config["model"]["seq_length"]):
         raise ConfigError(f"{data.ref} packs {data.fields['pack_size']} tokens, more than the model's "
                           f"seq_length {config['model']['seq_length']}",
                           hint="prepare the SFT data with a smaller data_prep.pack_size")
-    check_model_fits(config)
-    directory, digest = run_dir(config, [parent.uri, data.uri])
-    if (existing := finished_run(config, directory, digest)) is not None:
-        return existing
-    job = {
-        "stage": "sft",
-        "run_dir": str(directory),
-        "init_checkpoint": config["init"]["checkpoint"],
-        "model": config["model"],
-        "train": config["train"],
-        "optimizer": config["optimizer"],
-        "data": config["data"],
-        "tracking": config.get("tracking"),
-        "show_progress": show_progress,
-    }
-    result = run_training_job(job, directory, int(config["train"]["nproc_per_node"]))
-    return log_model(tracking, config, "sft", result, directory, digest, training_data=data.uri, parent_model=parent.uri)
-
-
-def _typed(tracking, key: str, ref: str, type_name: str, what: str):
-    record = tracking.resolve(ref)
-    if record.type != type_name:
-        raise TypeMismatchError(f"run.{key}={ref} is a {record.type}, SFT needs a {type_name}",
-                                hint=f"point run.{key} at {what}")
-    return record
+    return train_and_log(tracking, config, "sft", [parent, data], show_progress,
+                         init_checkpoint=config["init"]["checkpoint"], parent_model=parent.uri)
 
 
 def _check_parent(parent, config: dict[str, Any]) -> None:

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from nemo_runspec.errors import ConfigError, NemotronError
+from nemo_runspec.errors import ConfigError, NemotronError, TypeMismatchError
 from nemotron.stages import outputs
 
 # train keys that change how a run is executed or shown, never what it computes.
@@ -48,6 +48,40 @@ def run_training_job(job: dict[str, Any], run_dir: Path, nproc: int) -> dict[str
                              hint="the lines above are the training processes' own errors; a rerun resumes "
                                   "from the last complete checkpoint")
     return json.loads(result_file.read_text())
+
+
+def typed_input(tracking, key: str, ref: str, type_name: str, step: str, what: str):
+    """The record ``run.<key>`` names, if it is a ``type_name``; a one-line error otherwise."""
+    record = tracking.resolve(ref)
+    if record.type != type_name:
+        raise TypeMismatchError(f"run.{key}={ref} is a {record.type}, {step} needs a {type_name}",
+                                hint=f"point run.{key} at {what}")
+    return record
+
+
+def train_and_log(tracking, config: dict[str, Any], stage: str, inputs: list, show_progress: bool,
+                  init_checkpoint: str | None = None, parent_model: str | None = None):
+    """The common end of the training steps: skip a finished run, else train and log the model.
+
+    ``inputs`` are the pinned records the run reads; the last one is its training data."""
+    check_model_fits(config)
+    directory, digest = run_dir(config, [record.uri for record in inputs])
+    if (existing := finished_run(config, directory, digest)) is not None:
+        return existing
+    job = {
+        "stage": stage,
+        "run_dir": str(directory),
+        "init_checkpoint": init_checkpoint,
+        "model": config["model"],
+        "train": config["train"],
+        "optimizer": config["optimizer"],
+        "data": config["data"],
+        "tracking": config.get("tracking"),
+        "show_progress": show_progress,
+    }
+    result = run_training_job(job, directory, int(config["train"]["nproc_per_node"]))
+    return log_model(tracking, config, stage, result, directory, digest, training_data=inputs[-1].uri,
+                     parent_model=parent_model)
 
 
 def check_model_fits(config: dict[str, Any]) -> None:

@@ -7,7 +7,6 @@ result is written by rank 0 to ``<run_dir>/result.json``.
 
 from __future__ import annotations
 
-import json
 import sys
 import warnings
 from pathlib import Path
@@ -62,23 +61,16 @@ BATCH_SOURCES = {"pretrain": pretrain_batches, "sft": sft_batches}
 
 
 def main(argv: list[str]) -> int:
-    from nemo_runspec.errors import report_error
+    from nemo_runspec.errors import run_job_file
 
     # Megatron-Core warns at import about optional GPU libraries (Apex, TransformerEngine)
     # and deprecated defaults it sets itself; none of it is actionable for a run.
     warnings.filterwarnings("ignore", category=UserWarning, module=r"megatron\.")
     warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"(megatron|torch)\.")
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"torch\.distributed\.")
-    job = json.loads(Path(argv[0]).read_text())
     from nemotron.train.loop import train
 
-    try:
-        train(job, BATCH_SOURCES[job["stage"]])
-    except Exception as err:  # one line per failing rank; the parent reports the exit status
-        if job.get("debug"):
-            raise
-        return report_error(err)
-    return 0
+    return run_job_file(argv, lambda job: train(job, BATCH_SOURCES[job["stage"]]))
 
 
 if __name__ == "__main__":
