@@ -29,3 +29,18 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeou
         capture_output=True, text=True, cwd=cwd, timeout=timeout,
         env={**os.environ, "COLUMNS": "250", **(env or {})},
     )
+
+
+def kill_cli_when(*args: str, cwd: Path, watch: Path, pattern: str, timeout: float = 300) -> None:
+    """Start ``nemotron ARGS`` and SIGKILL its whole process group as soon as a file matching
+    ``pattern`` appears under ``watch`` (a checkpoint, a finished unit...)."""
+    import signal
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "nemotron.cli.app", *args], cwd=cwd, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + timeout
+    while not list(watch.rglob(pattern)) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()

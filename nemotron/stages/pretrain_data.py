@@ -10,7 +10,6 @@ version of the name already describes that output, it returns it instead of logg
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError

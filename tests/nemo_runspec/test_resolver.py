@@ -1,6 +1,5 @@
 """${art:NAME,FIELD} in plain OmegaConf and in Hydra compose, with command-line overrides."""
 
-from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf

@@ -1,16 +1,11 @@
 """``nemotron <family> data prep pretrain`` end to end through the real command line."""
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from helpers import REPO, run_cli
+from helpers import REPO, kill_cli_when, run_cli
 
 SAMPLES = REPO / "nemotron" / "data" / "samples" / "pretrain"
 
@@ -127,13 +122,7 @@ def test_killed_run_resumes_to_the_same_bytes(isolated, tmp_path):
     assert reference.returncode == 0, reference.stderr
 
     out = tmp_path / "resumed"
-    proc = subprocess.Popen([sys.executable, "-m", "nemotron.cli.app", *args, f"data_prep.output_root={out}"],
-                            cwd=isolated, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while not list(out.rglob("units/*/*.json")) and time.time() < deadline:
-        time.sleep(0.02)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_cli_when(*args, f"data_prep.output_root={out}", cwd=isolated, watch=out, pattern="units/*/*.json")
     markers = len(list(out.rglob("units/*/*.json")))
     assert 1 <= markers < 8, "the kill should land mid-run"
     assert not list(out.rglob("blend.json"))

@@ -5,16 +5,11 @@ the tiny data once per test directory first.
 """
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from helpers import run_cli
+from helpers import kill_cli_when, run_cli
 
 pytestmark = pytest.mark.slow
 SHORT = ["train.steps=12", "train.checkpoint_interval=6", "train.eval_interval=6", "train.eval_steps=1"]
@@ -62,13 +57,7 @@ def test_killed_run_resumes_from_the_last_complete_checkpoint_bit_for_bit(isolat
     assert reference.returncode == 0, reference.stderr[-3000:]
 
     out = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "nemotron.cli.app", *args, f"train.output_root={out}"],
-                            cwd=isolated, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while not list(out.rglob("checkpoints/latest")) and time.time() < deadline:
-        time.sleep(0.01)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_cli_when(*args, f"train.output_root={out}", cwd=isolated, watch=out, pattern="checkpoints/latest")
     (run_dir,) = out.glob("*/*")
     assert not (run_dir / "result.json").exists(), "the kill should land mid-training"
     killed_at = len(losses(run_dir))

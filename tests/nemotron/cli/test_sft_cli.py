@@ -1,16 +1,11 @@
 """``nemotron <family> sft``: fine-tuning the pretrained tiny model on packed conversations."""
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from helpers import run_cli, run_python
+from helpers import kill_cli_when, run_cli, run_python
 
 pytestmark = pytest.mark.slow
 SHORT = ["train.steps=6", "train.checkpoint_interval=3", "train.eval_interval=3"]
@@ -77,13 +72,7 @@ def test_killed_sft_resumes_bit_for_bit(work, tmp_path):
     reference = run_cli(*args, f"train.output_root={tmp_path / 'ref'}", cwd=work, timeout=600)
     assert reference.returncode == 0, reference.stderr[-3000:]
     out = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "nemotron.cli.app", *args, f"train.output_root={out}"],
-                            cwd=work, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while not list(out.rglob("checkpoints/latest")) and time.time() < deadline:
-        time.sleep(0.01)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_cli_when(*args, f"train.output_root={out}", cwd=work, watch=out, pattern="checkpoints/latest")
     (run_dir,) = out.glob("*/*")
     assert not (run_dir / "result.json").exists(), "the kill should land mid-training"
     resumed = run_cli(*args, f"train.output_root={out}", cwd=work, timeout=600)
