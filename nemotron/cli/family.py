@@ -128,6 +128,35 @@ def family_app(family: str) -> typer.Typer:
             raise ConfigError(f"unknown export format {format!r}", hint=f"supported: {', '.join(FORMATS)}")
         export_hf(source, out, name=name, tokenizer=tokenizer, root=root)
 
+    @model_app.command("import")
+    def model_import(
+        stage: str = typer.Argument(..., metavar="STAGE", help="pretrain, sft or rl: the stage the checkpoint belongs to."),
+        path: str = typer.Argument(..., metavar="PATH", help="A Megatron distributed checkpoint (our iter_N, a run's "
+                                   "checkpoints/, Megatron-LM's iter_0000050) or a Hugging Face directory."),
+        step: int | None = typer.Option(None, "--step", min=0, help="The training step (default: what the checkpoint records)."),
+        name: str | None = typer.Option(None, "--name", help="Artifact name to log (default: <family>-<stage>-model-imported)."),
+        tokenizer: str | None = typer.Option(None, "--tokenizer", help="Tokenizer directory or tokenizer.json the model was trained with."),
+        root: str | None = typer.Option(None, "--root", help="Registry root (default: NEMOTRON_ARTIFACTS_ROOT, env.toml, ./artifacts)."),
+    ) -> None:
+        """Log a checkpoint made elsewhere as a ModelArtifact (format megatron or hf), after checking its layout."""
+        from nemotron.stages.imports import import_model
+
+        import_model(family, stage, path, step=step, name=name, tokenizer=tokenizer, root=root)
+
+    @data.command("import")
+    def data_import(
+        stage: str = typer.Argument(..., metavar="STAGE", help="pretrain (blend.json), sft (packed Parquet) or rl (split JSONL)."),
+        path: str = typer.Argument(..., metavar="PATH", help="A blend.json (or its folder), or the data's folder."),
+        name: str | None = typer.Option(None, "--name", help="Artifact name to log (default: <family>-<stage>-data-imported)."),
+        tokenizer: str | None = typer.Option(None, "--tokenizer", help="Tokenizer directory or tokenizer.json of the token ids (pretrain, sft: required)."),
+        chat_template: str | None = typer.Option(None, "--chat-template", help="sft: the .jinja template the data was rendered with."),
+        root: str | None = typer.Option(None, "--root", help="Registry root (default: NEMOTRON_ARTIFACTS_ROOT, env.toml, ./artifacts)."),
+    ) -> None:
+        """Log data made elsewhere as the stage's data artifact, after checking its layout and contents."""
+        from nemotron.stages.imports import import_data
+
+        import_data(family, stage, path, name=name, tokenizer=tokenizer, chat_template=chat_template, root=root)
+
     return app
 
 
