@@ -29,6 +29,7 @@ import numpy as np
 
 from nemo_runspec.errors import ConfigError, DataError
 from nemo_runspec.progress import RateProgress
+from nemotron.data.files import write_atomically
 from nemotron.data.indexed_dataset import IndexedDatasetWriter, token_dtype
 from nemotron.data.text_sources import (
     SPLITS,
@@ -231,7 +232,7 @@ def tokenize_unit(unit: WorkUnit, settings: TokenizeSettings, report=None) -> di
         },
         "skipped": dict(sorted(skipped.items())),
     }
-    _write_atomically(_marker_path(output_dir, unit), json.dumps(marker, indent=1) + "\n")
+    write_atomically(_marker_path(output_dir, unit), json.dumps(marker, indent=1) + "\n")
     return marker
 
 
@@ -293,13 +294,6 @@ def _read_marker(output_dir: Path, unit: WorkUnit) -> dict | None:
         return None
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def finalize_blend(outcome: PrepOutcome, units: list[WorkUnit], files: list[SourceFile]) -> None:
     """Check every unit is done, write blend.json and fill in the outcome's totals."""
     output_dir = outcome.output_dir
@@ -329,7 +323,7 @@ def finalize_blend(outcome: PrepOutcome, units: list[WorkUnit], files: list[Sour
     outcome.skipped = dict(sorted(skipped.items()))
     outcome.sources = _describe_sources(units, files)
     outcome.blend_path = output_dir / BLEND_FILE
-    _write_atomically(outcome.blend_path, json.dumps(blend, indent=1) + "\n")
+    write_atomically(outcome.blend_path, json.dumps(blend, indent=1) + "\n")
 
 
 def _describe_sources(units: list[WorkUnit], files: list[SourceFile]) -> list[SourceInfo]:

@@ -88,6 +88,7 @@ import orjson
 
 from nemo_runspec.errors import ConfigError, DataError
 from nemo_runspec.progress import RateProgress
+from nemotron.data.files import write_atomically
 from nemotron.data.text_sources import DatasetSpec, SkipCounter, SourceFile, file_sha256, iter_records, plan_units
 
 SCHEMA = "nemotron.rl_prompts"
@@ -379,7 +380,7 @@ def prepare_rl(datasets: list[DatasetSpec], files: list[SourceFile], settings: R
     spool_path.unlink(missing_ok=True)
     outcome.manifest = _manifest(outcome, settings)
     outcome.manifest_path = str(output_dir / MANIFEST)
-    _write_atomically(output_dir / MANIFEST, orjson.dumps(outcome.manifest, option=orjson.OPT_INDENT_2) + b"\n")
+    write_atomically(output_dir / MANIFEST, orjson.dumps(outcome.manifest, option=orjson.OPT_INDENT_2) + b"\n")
     return outcome
 
 
@@ -529,7 +530,3 @@ def _bad(reason: str, message: str, on_error: str, skipped: SkipCounter) -> None
     skipped[reason] += 1
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)

@@ -30,6 +30,7 @@ import numpy as np
 
 from nemo_runspec.errors import ConfigError, DataError
 from nemo_runspec.progress import RateProgress
+from nemotron.data.files import write_atomically
 from nemotron.data.chat import ChatTemplate, ConversationError, to_messages, tokenize_conversation
 from nemotron.data.packing import ALGORITHMS, pack
 from nemotron.data.text_sources import SPLITS, DatasetSpec, SkipCounter, SourceFile, iter_records, plan_units
@@ -109,7 +110,7 @@ def prepare_sft(datasets: list[DatasetSpec], files: list[SourceFile], settings: 
         spooled = json.loads(done.read_text())
     else:
         spooled = _spool(datasets, files, settings, show_progress)
-        _write_atomically(done, json.dumps(spooled, indent=1))
+        write_atomically(done, json.dumps(spooled, indent=1))
     outcome.skipped, outcome.truncated, outcome.dropped = spooled["skipped"], spooled["truncated"], spooled["dropped"]
     outcome.conversations, outcome.elapsed_s = spooled["conversations"], spooled["elapsed_s"]
     for split in SPLITS:
@@ -231,7 +232,3 @@ def _materialise(output_dir: Path, split: str, lengths: np.ndarray, settings: SF
     )
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import glob
 import gzip
-import hashlib
 import math
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -23,6 +22,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 from nemo_runspec.errors import ConfigError, DataError
+from nemotron.data.files import file_sha256  # noqa: F401  (re-exported)
 from nemo_runspec.refs import is_artifact_ref
 
 Split = Literal["train", "valid", "test"]
@@ -71,14 +71,6 @@ class WorkUnit:
     @property
     def key(self) -> str:
         return f"{self.dataset.name}/part-{self.index:05d}"
-
-
-def file_sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def file_format(path: str) -> str | None:

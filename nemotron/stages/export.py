@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,6 +28,7 @@ from typing import Any
 from nemo_runspec.artifacts import current_tracking, log_artifact, setup_artifact_tracking
 from nemo_runspec.errors import ArtifactNotFoundError, ConfigError, NemotronError, TypeMismatchError
 from nemo_runspec.refs import validate_name
+from nemotron.stages.training import free_port
 
 FORMATS = ("hf",)
 # Copied from the tokenizer's directory when present (tokenizer_config.json is rewritten).
@@ -228,7 +228,7 @@ def _convert(checkpoint: Path, architecture: dict[str, Any], vocab_size: int, st
             "result": str(result_file),
         }), encoding="utf-8")
         env = {**os.environ, "RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1",
-               "MASTER_PORT": str(_free_port())}
+               "MASTER_PORT": str(free_port())}
         status = subprocess.run([sys.executable, "-m", "nemotron.train.hf_export", str(job_file)], env=env).returncode
         if status != 0 or not result_file.is_file():
             raise ExportFailed(f"the conversion of {checkpoint} exited with status {status}; nothing was written or logged",
@@ -252,7 +252,3 @@ def _copy_tokenizer(source: Path, target: Path, loaded, template: str | None, ma
     (target / "tokenizer_config.json").write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]

@@ -52,6 +52,7 @@ import numpy as np
 from nemo_runspec.artifacts import log_artifact, setup_artifact_tracking
 from nemo_runspec.errors import ConfigError, DataError, TypeMismatchError
 from nemo_runspec.refs import validate_name
+from nemotron.data.files import file_sha256
 from nemotron.stages import outputs
 
 STAGES = ("pretrain", "sft", "rl")
@@ -189,14 +190,6 @@ def _load_tokenizer(option: str):
 
     path = Path(option).expanduser().absolute()
     return load_tokenizer(str(path), tokenizer_file(path).parent.name)
-
-
-def _sha256(file: Path) -> str:
-    digest = hashlib.sha256()
-    with open(file, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # -- models --------------------------------------------------------------------------------------
@@ -516,7 +509,7 @@ def _source(given: Path, resolved: Path) -> Any:
     from nemotron.kit.artifacts import SourceInfo
 
     if resolved.is_file():
-        return SourceInfo(name="imported", uri=str(given), num_bytes=resolved.stat().st_size, sha256=_sha256(resolved))
+        return SourceInfo(name="imported", uri=str(given), num_bytes=resolved.stat().st_size, sha256=file_sha256(resolved))
     return SourceInfo(name="imported", uri=str(given))
 
 
@@ -829,7 +822,7 @@ def _import_rl(path, name: str, tokenizer: str | None, root):
         listed = ((manifest or {}).get("files") or {}).get(split) or {}
         if isinstance(listed.get("count"), int) and listed["count"] != counts[split]:
             raise DataError(f"{file}: {counts[split]} lines, but {resolved / MANIFEST} says {listed['count']}")
-        if isinstance(listed.get("sha256"), str) and listed["sha256"] != _sha256(file):
+        if isinstance(listed.get("sha256"), str) and listed["sha256"] != file_sha256(file):
             raise DataError(f"{file}: its sha256 differs from the one {resolved / MANIFEST} records")
     if counts["train"] == 0:
         raise DataError(f"{files['train']}: no prompts")

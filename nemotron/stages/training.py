@@ -41,7 +41,7 @@ def run_training_job(job: dict[str, Any], run_dir: Path, nproc: int) -> dict[str
         env.setdefault("OMP_NUM_THREADS", "1")
     else:
         command = [sys.executable, *entry]
-        env.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()))
+        env.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()))
     status = subprocess.run(command, env=env).returncode
     if status != 0 or not result_file.is_file():
         raise TrainingFailed(f"training exited with status {status} (run directory {run_dir})",
@@ -118,7 +118,7 @@ def finished_run(config: dict[str, Any], directory: Path, digest: str):
     return existing
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
