@@ -23,3 +23,18 @@ def tracking(tmp_path):
     from nemo_runspec.artifacts import setup_artifact_tracking
 
     return setup_artifact_tracking({"root": str(tmp_path / "registry")})
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster():
+    """The single-node SLURM cluster on localhost (scripts/slurm-cluster.sh; `.ci/run` starts it
+    before the tests, this starts it when a developer runs the tests without it)."""
+    import subprocess
+
+    from helpers import REPO
+
+    started = subprocess.run([str(REPO / "scripts" / "slurm-cluster.sh"), "start"], capture_output=True, text=True,
+                             timeout=600)
+    if started.returncode != 0:
+        pytest.fail(f"the local SLURM cluster did not start:\n{started.stdout[-2000:]}\n{started.stderr[-2000:]}")
+    return "cpu"

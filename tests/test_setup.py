@@ -18,6 +18,8 @@ def test_readme_has_exactly_two_setup_commands_and_ci_runs_them():
     assert setup_and_main == "scripts/setup.sh && .venv/bin/nemotron nano3 pipe"
     ci = (REPO / ".ci" / "run").read_text().splitlines()
     assert "rm -rf .venv" in ci and "scripts/setup.sh" in ci
+    assert ci.index("scripts/slurm-cluster.sh start") < len(ci) - 1  # the SLURM tests' cluster
+    assert "trap 'scripts/slurm-cluster.sh stop' EXIT" in ci
     assert ci[-1] == tests == ".venv/bin/python -m pytest"
     assert "|| true" not in "\n".join(ci)
 

@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from nemotron.cli import artifact, demo
+from nemotron.cli import artifact, demo, jobs
 from nemotron.cli.family import family_app
 from nemotron.recipes import families
 
@@ -22,6 +22,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(artifact.app, name="artifact")
+app.add_typer(jobs.app, name="jobs")
 app.command("demo")(demo.demo)
 for _family in families():
     app.add_typer(family_app(_family), name=_family)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import os
+from dataclasses import dataclass
 
 import typer
 
@@ -15,6 +16,8 @@ _EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
 _MULTIRUN = typer.Option(False, "-m", "--multirun", help="Run one job per combination of swept values (a=1,2).")
 _CFG = typer.Option(None, "--cfg", help="'job': print the resolved config and exit.")
 _DRY_RUN = typer.Option(False, "--dry-run", help="Print the resolved config of every job and exit.")
+_RUN = typer.Option(None, "--run", metavar="PROFILE", help="Run under an env.toml profile (SLURM: submit, stream the log, wait).")
+_BATCH = typer.Option(None, "--batch", metavar="PROFILE", help="Submit under an env.toml profile and print the job id.")
 
 
 def family_app(family: str) -> typer.Typer:
@@ -30,6 +33,8 @@ def family_app(family: str) -> typer.Typer:
         multirun: bool = _MULTIRUN,
         cfg: str | None = _CFG,
         dry_run: bool = _DRY_RUN,
+        run: str | None = _RUN,
+        batch: str | None = _BATCH,
         num_shards: int | None = typer.Option(None, "--num-shards", help="Split the work into this many jobs."),
         shard_index: int | None = typer.Option(None, "--shard-index", help="This job's slice (default: SLURM_ARRAY_TASK_ID)."),
         finalize: bool = typer.Option(False, "--finalize", help="Only write blend.json and log the artifact."),
@@ -37,50 +42,50 @@ def family_app(family: str) -> typer.Typer:
         """Raw text -> Megatron bin/idx shards + blend.json (PretrainBlendsArtifact)."""
         extra = _slice_overrides(num_shards, shard_index, finalize)
         run_recipe(ctx, family, "data_prep_pretrain", "nemotron.stages.pretrain_data:prep_pretrain",
-                   multirun=multirun, cfg=cfg, dry_run=dry_run, extra=extra)
+                   multirun=multirun, cfg=cfg, dry_run=dry_run, profile=_profile_option(run, batch), extra=extra)
 
-    @prep.command("sft", context_settings=_EXTRA)
-    def prep_sft(ctx: typer.Context, multirun: bool = _MULTIRUN, cfg: str | None = _CFG, dry_run: bool = _DRY_RUN) -> None:
-        """Chat data -> loss-masked, packed Parquet (SFTDataArtifact)."""
-        run_recipe(ctx, family, "data_prep_sft", "nemotron.stages.sft_data:prep_sft",
-                   multirun=multirun, cfg=cfg, dry_run=dry_run)
-
-    @prep.command("rl", context_settings=_EXTRA)
-    def prep_rl(ctx: typer.Context, multirun: bool = _MULTIRUN, cfg: str | None = _CFG, dry_run: bool = _DRY_RUN) -> None:
-        """Prompts with verifiable answers -> train/val/test JSONL (SplitJsonlDataArtifact)."""
-        run_recipe(ctx, family, "data_prep_rl", "nemotron.stages.rl_data:prep_rl",
-                   multirun=multirun, cfg=cfg, dry_run=dry_run)
-
-    @app.command("pretrain", context_settings=_EXTRA)
-    def pretrain(ctx: typer.Context, multirun: bool = _MULTIRUN, cfg: str | None = _CFG, dry_run: bool = _DRY_RUN) -> None:
-        """Pretrain a GPT model on Megatron-Core from run.data (ModelArtifact, stage=pretrain)."""
-        run_recipe(ctx, family, "pretrain", "nemotron.stages.pretrain:train_pretrain",
-                   multirun=multirun, cfg=cfg, dry_run=dry_run)
-
-    @app.command("sft", context_settings=_EXTRA)
-    def sft(ctx: typer.Context, multirun: bool = _MULTIRUN, cfg: str | None = _CFG, dry_run: bool = _DRY_RUN) -> None:
-        """Fine-tune run.model on the packed conversations of run.data (ModelArtifact, stage=sft)."""
-        run_recipe(ctx, family, "sft", "nemotron.stages.sft:train_sft", multirun=multirun, cfg=cfg, dry_run=dry_run)
-
-    @app.command("rl", context_settings=_EXTRA)
-    def rl(ctx: typer.Context, multirun: bool = _MULTIRUN, cfg: str | None = _CFG, dry_run: bool = _DRY_RUN) -> None:
-        """GRPO of run.model on the prompts of run.data (ModelArtifact, stage=rl; TRL or NeMo-RL)."""
-        run_recipe(ctx, family, "rl", "nemotron.stages.rl:train_rl", multirun=multirun, cfg=cfg, dry_run=dry_run)
+    stage(prep, "sft", family, "data_prep_sft", "nemotron.stages.sft_data:prep_sft",
+          "Chat data -> loss-masked, packed Parquet (SFTDataArtifact).")
+    stage(prep, "rl", family, "data_prep_rl", "nemotron.stages.rl_data:prep_rl",
+          "Prompts with verifiable answers -> train/val/test JSONL (SplitJsonlDataArtifact).")
+    stage(app, "pretrain", family, "pretrain", "nemotron.stages.pretrain:train_pretrain",
+          "Pretrain a GPT model on Megatron-Core from run.data (ModelArtifact, stage=pretrain).")
+    stage(app, "sft", family, "sft", "nemotron.stages.sft:train_sft",
+          "Fine-tune run.model on the packed conversations of run.data (ModelArtifact, stage=sft).")
+    stage(app, "rl", family, "rl", "nemotron.stages.rl:train_rl",
+          "GRPO of run.model on the prompts of run.data (ModelArtifact, stage=rl; TRL or NeMo-RL).")
 
     @app.command("pipe", context_settings=_EXTRA)
-    def pipe(ctx: typer.Context) -> None:
+    def pipe(
+        ctx: typer.Context,
+        run: str | None = _RUN,
+        batch: str | None = _BATCH,
+        to: str | None = typer.Option(None, "--to", metavar="STEP", help="Stop after this step (e.g. pretrain)."),
+    ) -> None:
         """The whole tiny-to-full pipeline: 3 data preps and 3 trainings, then the final lineage.
 
-        Overrides apply to every step, or to one with its name as a prefix (pretrain:train.steps=20)."""
+        Overrides apply to every step, or to one with its name as a prefix (pretrain:train.steps=20).
+        With a SLURM profile every step is its own job, started when the one before completed."""
         from rich.console import Console
 
         from nemo_runspec import lineage
-        from nemo_runspec.artifacts import current_tracking
-        from nemotron.stages.pipe import run_pipe
+        from nemo_runspec.artifacts import current_tracking, setup_artifact_tracking
+        from nemotron.stages.pipe import final_artifact_name, follow_pipe, run_pipe, submit_pipe
 
-        final = run_pipe(family, list(ctx.args))
-        tree = lineage.ancestors(current_tracking(), f"{final.name}:v{final.version}")
-        Console().print(lineage.to_rich_tree(tree))
+        overrides, option = list(ctx.args), _profile_option(run, batch)
+        chosen = _load_profile(option)
+        if chosen is not None and chosen.is_slurm:
+            jobs = submit_pipe(family, overrides, chosen, until=to, debug=_debug(ctx))
+            if not option.wait:
+                typer.echo(" ".join(job.job_id for job in jobs))
+                return
+            follow_pipe(jobs)
+            tracking = setup_artifact_tracking()
+            ref = f"{final_artifact_name(family, overrides, to)}:latest"
+        else:
+            final = run_pipe(family, overrides, until=to)
+            tracking, ref = current_tracking(), f"{final.name}:v{final.version}"
+        Console().print(lineage.to_rich_tree(lineage.ancestors(tracking, ref)))
 
     model_app = typer.Typer(help="Model sizes and checkpoints.", no_args_is_help=True)
     app.add_typer(model_app, name="model")
@@ -160,6 +165,17 @@ def family_app(family: str) -> typer.Typer:
     return app
 
 
+def stage(parent: typer.Typer, command: str, family: str, recipe_name: str, task: str, doc: str) -> None:
+    """Add a stage command: Hydra overrides, -m sweeps, dry runs and --run/--batch PROFILE."""
+    def run_stage(ctx: typer.Context, multirun: bool = _MULTIRUN, cfg: str | None = _CFG, dry_run: bool = _DRY_RUN,
+                  run: str | None = _RUN, batch: str | None = _BATCH) -> None:
+        run_recipe(ctx, family, recipe_name, task, multirun=multirun, cfg=cfg, dry_run=dry_run,
+                   profile=_profile_option(run, batch))
+
+    run_stage.__doc__ = doc
+    parent.command(command, context_settings=_EXTRA)(run_stage)
+
+
 def _tiny_vocab_size() -> int:
     import json
 
@@ -169,8 +185,32 @@ def _tiny_vocab_size() -> int:
     return len(tokenizer["model"]["vocab"]) + sum(1 for t in tokenizer["added_tokens"] if t["content"] not in tokenizer["model"]["vocab"])
 
 
+@dataclass(frozen=True)
+class ProfileOption:
+    """``--run PROFILE`` (wait) or ``--batch PROFILE`` (return the job id)."""
+
+    name: str
+    wait: bool
+
+
+def _profile_option(run: str | None, batch: str | None) -> ProfileOption | None:
+    from nemo_runspec.errors import ConfigError
+
+    if run and batch:
+        raise ConfigError("--run and --batch exclude each other", hint="--run waits for the job, --batch returns its id")
+    return ProfileOption(run, wait=True) if run else ProfileOption(batch, wait=False) if batch else None
+
+
+def _load_profile(option: ProfileOption | None):
+    if option is None:
+        return None
+    from nemo_runspec.slurm.profile import load_profile
+
+    return load_profile(option.name)
+
+
 def run_recipe(ctx: typer.Context, family: str, recipe_name: str, task: str, *, multirun: bool,
-               cfg: str | None, dry_run: bool, extra: list[str] = ()) -> None:
+               cfg: str | None, dry_run: bool, profile: ProfileOption | None = None, extra: list[str] = ()) -> None:
     from nemo_runspec import hydra_app
     from nemo_runspec.errors import ConfigError
     from nemotron.recipes import recipe
@@ -184,9 +224,44 @@ def run_recipe(ctx: typer.Context, family: str, recipe_name: str, task: str, *, 
             typer.echo(text)
         return
     module, function = task.split(":")
-    debug = bool((ctx.find_root().obj or {}).get("debug"))
+    debug = _debug(ctx)
+    chosen = _load_profile(profile)
+    if chosen is not None and chosen.is_slurm:
+        return _submit_recipe(chosen, profile.wait, family, recipe_name, task, overrides, multirun, debug)
     hydra_app.run(source, overrides, getattr(importlib.import_module(module), function),
                   multirun=multirun, debug=debug)
+
+
+def _submit_recipe(profile, wait: bool, family: str, recipe_name: str, task: str, overrides: list[str],
+                   multirun: bool, debug: bool) -> None:
+    """Run the recipe as SLURM jobs: one job, or with -m one array job through Hydra's launcher."""
+    from nemo_runspec import hydra_app
+    from nemo_runspec.errors import ConfigError
+    from nemo_runspec.slurm.launch import job_python, run_or_batch, sweep_overrides
+    from nemotron.recipes import recipe
+    from nemotron.stages.pipe import command_of
+
+    source, name = recipe(family, recipe_name), f"{family}-{recipe_name}"
+    jobs = hydra_app.expand_sweeps(overrides)
+    for job in jobs:
+        hydra_app.compose(source, job)  # a bad override fails here, not in the queue
+    if multirun:
+        if not wait:
+            raise ConfigError("-m with --batch is not supported: Hydra's launcher waits for the sweep",
+                              hint=f"use -m --run {profile.name}, or submit each value with --batch")
+        module, function = task.split(":")
+        hydra_app.run(source, [*overrides, *sweep_overrides(profile, name)],
+                      getattr(importlib.import_module(module), function), multirun=True, debug=debug)
+        return
+    if len(jobs) > 1:
+        raise ConfigError("a sweep override (a=1,2) needs -m/--multirun", hint="add -m to run one job per value")
+    argv = [job_python(profile), "-m", "nemotron.cli.app", *(["--debug"] if debug else []),
+            family, *command_of(recipe_name), *overrides]
+    run_or_batch(profile, argv, name, wait=wait)
+
+
+def _debug(ctx: typer.Context) -> bool:
+    return bool((ctx.find_root().obj or {}).get("debug"))
 
 
 def _slice_overrides(num_shards: int | None, shard_index: int | None, finalize: bool) -> list[str]:

@@ -21,17 +21,23 @@ from nemo_runspec.errors import ConfigError, NemotronError
 class Step:
     recipe: str
     task: str  # module:function
+    command: tuple[str, ...]  # the words after `nemotron <family>`
 
 
 STEPS = (
-    Step("data_prep_pretrain", "nemotron.stages.pretrain_data:prep_pretrain"),
-    Step("pretrain", "nemotron.stages.pretrain:train_pretrain"),
-    Step("data_prep_sft", "nemotron.stages.sft_data:prep_sft"),
-    Step("sft", "nemotron.stages.sft:train_sft"),
-    Step("data_prep_rl", "nemotron.stages.rl_data:prep_rl"),
-    Step("rl", "nemotron.stages.rl:train_rl"),
+    Step("data_prep_pretrain", "nemotron.stages.pretrain_data:prep_pretrain", ("data", "prep", "pretrain")),
+    Step("pretrain", "nemotron.stages.pretrain:train_pretrain", ("pretrain",)),
+    Step("data_prep_sft", "nemotron.stages.sft_data:prep_sft", ("data", "prep", "sft")),
+    Step("sft", "nemotron.stages.sft:train_sft", ("sft",)),
+    Step("data_prep_rl", "nemotron.stages.rl_data:prep_rl", ("data", "prep", "rl")),
+    Step("rl", "nemotron.stages.rl:train_rl", ("rl",)),
 )
 _PREFIXED = re.compile(r"^(?P<step>[a-z_]+):(?P<override>.+)$")
+
+
+def command_of(recipe_name: str) -> tuple[str, ...]:
+    """The CLI words that run a step's recipe (``data prep pretrain``)."""
+    return next(step.command for step in STEPS if step.recipe == recipe_name)
 
 
 class PipeStepFailed(NemotronError):
@@ -54,8 +60,18 @@ def route_overrides(overrides: list[str]) -> dict[str, list[str]]:
     return routed
 
 
-def run_pipe(family: str, overrides: list[str], *, show_progress: bool = True):
-    """Run the six steps; returns the final model artifact."""
+def steps_until(last: str | None) -> tuple[Step, ...]:
+    """The steps from the first through ``last`` (all six when None)."""
+    names = [step.recipe for step in STEPS]
+    if last is None:
+        return STEPS
+    if last not in names:
+        raise ConfigError(f"--to {last}: no such step", hint=f"steps: {', '.join(names)}")
+    return STEPS[: names.index(last) + 1]
+
+
+def run_pipe(family: str, overrides: list[str], *, until: str | None = None, show_progress: bool = True):
+    """Run the steps in this process; returns the final model (or data) artifact."""
     from rich.console import Console
 
     from nemo_runspec.hydra_app import compose
@@ -63,13 +79,69 @@ def run_pipe(family: str, overrides: list[str], *, show_progress: bool = True):
 
     console = Console()
     routed = route_overrides(overrides)
+    steps = steps_until(until)
     artifact = None
-    for number, step in enumerate(STEPS, 1):
-        console.rule(f"[bold]{number}/{len(STEPS)} {step.recipe}")
+    for number, step in enumerate(steps, 1):
+        console.rule(f"[bold]{number}/{len(steps)} {step.recipe}")
         module, function = step.task.split(":")
         try:
             cfg = compose(recipe(family, step.recipe), routed[step.recipe])
             artifact = getattr(importlib.import_module(module), function)(cfg, show_progress=show_progress)
         except NemotronError as err:
-            raise PipeStepFailed(f"step {number}/{len(STEPS)} {step.recipe} failed: {err}", hint=err.hint) from err
+            raise PipeStepFailed(f"step {number}/{len(steps)} {step.recipe} failed: {err}", hint=err.hint) from err
     return artifact
+
+
+def submit_pipe(family: str, overrides: list[str], profile, *, until: str | None = None, debug: bool = False) -> list:
+    """Submit every step as its own SLURM job, each waiting for the one before (afterok).
+
+    Every step's config is composed here first, so a bad override submits nothing. Each job
+    resolves its inputs (``run.data``, ``run.model``: ``:latest`` by default) when it starts,
+    from what the jobs before it logged."""
+    from nemo_runspec.hydra_app import compose
+    from nemo_runspec.slurm.launch import announce, job_python
+    from nemo_runspec.slurm.submit import submit
+    from nemotron.recipes import recipe
+
+    routed = route_overrides(overrides)
+    steps = steps_until(until)
+    for step in steps:
+        compose(recipe(family, step.recipe), routed[step.recipe])
+    jobs = []
+    for step in steps:
+        argv = [job_python(profile), "-m", "nemotron.cli.app", *(["--debug"] if debug else []),
+                family, *step.command, *routed[step.recipe]]
+        job = submit(profile, argv, f"{family}-{step.recipe}", after=[jobs[-1].job_id] if jobs else [])
+        announce(job, profile)
+        jobs.append(job)
+    return jobs
+
+
+def follow_pipe(jobs: list) -> None:
+    """Stream each step's log in turn; on a failure cancel the steps after it and name the step."""
+    from rich.console import Console
+
+    from nemo_runspec.slurm.jobs import JobFailed, cancel
+    from nemo_runspec.slurm.launch import wait_for
+
+    console = Console()
+    for number, job in enumerate(jobs, 1):
+        console.rule(f"[bold]{number}/{len(jobs)} {job.name} (job {job.job_id})")
+        try:
+            wait_for(job)
+        except JobFailed as err:
+            if rest := [later.job_id for later in jobs[number:]]:
+                cancel(rest)
+            raise PipeStepFailed(f"step {number}/{len(jobs)} {job.name} failed: {err}", hint=err.hint) from err
+
+
+def final_artifact_name(family: str, overrides: list[str], until: str | None = None) -> str:
+    """The artifact name the last step logs under (its ``run.name``)."""
+    from omegaconf import OmegaConf
+
+    from nemo_runspec.hydra_app import compose
+    from nemotron.recipes import recipe
+
+    last = steps_until(until)[-1]
+    cfg = compose(recipe(family, last.recipe), route_overrides(overrides)[last.recipe])
+    return str(OmegaConf.select(cfg, "run.name"))

@@ -1,5 +1,6 @@
 """What the training steps share: the run directory, the checks before any process starts,
-and running the training processes (one, or ``train.nproc_per_node`` through torchrun).
+and running the training processes: one, ``train.nproc_per_node`` through torchrun, or one per
+task of the enclosing SLURM job through srun.
 
 Training runs in child processes so that Megatron's process-wide state never outlives a job;
 the step's own process only prepares the job, waits, and logs the result.
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from nemo_runspec.errors import ConfigError, NemotronError, TypeMismatchError
+from nemo_runspec.slurm.rendezvous import allocation_tasks, first_node, srun_args
 from nemotron.stages import outputs
 
 # train keys that change how a run is executed or shown, never what it computes.
@@ -36,7 +38,14 @@ def run_training_job(job: dict[str, Any], run_dir: Path, nproc: int) -> dict[str
     result_file.unlink(missing_ok=True)
     entry = ["-m", "nemotron.train.launch", str(job_file)]
     env = dict(os.environ)
-    if nproc > 1:
+    if allocation_tasks() > 1:  # inside a SLURM job with several tasks: one process per task
+        # No --unbuffered: it gives each task a pseudo-terminal, and rich would redraw its live
+        # progress bar into the job's log file.
+        command = ["srun", "--kill-on-bad-exit=1", *srun_args(),
+                   sys.executable, *entry]
+        env.update(MASTER_ADDR=first_node(), MASTER_PORT=str(free_port("0.0.0.0")))
+        env.setdefault("OMP_NUM_THREADS", "1")
+    elif nproc > 1:
         command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", *entry]
         env.setdefault("OMP_NUM_THREADS", "1")
     else:
@@ -79,7 +88,7 @@ def train_and_log(tracking, config: dict[str, Any], stage: str, inputs: list, sh
         "tracking": config.get("tracking"),
         "show_progress": show_progress,
     }
-    result = run_training_job(job, directory, int(config["train"]["nproc_per_node"]))
+    result = run_training_job(job, directory, world_size(config))
     return log_model(tracking, config, stage, result, directory, digest, training_data=inputs[-1].uri,
                      parent_model=parent_model)
 
@@ -93,9 +102,16 @@ def check_model_fits(config: dict[str, Any]) -> None:
         if train.get("device") == "cpu" or not torch.cuda.is_available():
             raise ConfigError(f"model {model.get('name')!r} runs on GPUs only: {model.get('gpu_only_reason', 'it needs CUDA')}",
                               hint="use model=tiny on this machine, or run on a GPU node (--run PROFILE)")
-    if int(train["nproc_per_node"]) % int(train["tensor_parallel"]):
-        raise ConfigError(f"train.nproc_per_node={train['nproc_per_node']} is not a multiple of "
-                          f"train.tensor_parallel={train['tensor_parallel']}")
+    if world_size(config) % int(train["tensor_parallel"]):
+        what = (f"the SLURM job's {allocation_tasks()} tasks" if allocation_tasks() > 1
+                else f"train.nproc_per_node={train['nproc_per_node']}")
+        raise ConfigError(f"{what} is not a multiple of train.tensor_parallel={train['tensor_parallel']}")
+
+
+def world_size(config: dict[str, Any]) -> int:
+    """Training processes: the SLURM job's tasks when it has several, else train.nproc_per_node."""
+    tasks = allocation_tasks()
+    return tasks if tasks > 1 else int(config["train"]["nproc_per_node"])
 
 
 def run_dir(config: dict[str, Any], inputs: list[str]) -> tuple[Path, str]:
@@ -118,9 +134,9 @@ def finished_run(config: dict[str, Any], directory: Path, digest: str):
     return existing
 
 
-def free_port() -> int:
+def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((host, 0))
         return sock.getsockname()[1]
 
 

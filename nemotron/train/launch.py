@@ -61,8 +61,12 @@ BATCH_SOURCES = {"pretrain": pretrain_batches, "sft": sft_batches}
 
 
 def main(argv: list[str]) -> int:
-    from nemo_runspec.errors import run_job_file
+    import os
 
+    from nemo_runspec.errors import run_job_file
+    from nemo_runspec.slurm.rendezvous import torch_env
+
+    os.environ.update(torch_env())  # an srun task: its rank comes from SLURM's variables
     # Megatron-Core warns at import about optional GPU libraries (Apex, TransformerEngine)
     # and deprecated defaults it sets itself; none of it is actionable for a run.
     warnings.filterwarnings("ignore", category=UserWarning, module=r"megatron\.")

@@ -1,0 +1,138 @@
+"""Submit a command as a SLURM job through submitit, and remember it for ``jobs status|logs``.
+
+The batch script runs one driver process: the same command the user would type, without
+``--run``. A stage that needs several processes starts them itself with ``srun`` inside the
+allocation (see :mod:`nemo_runspec.slurm.rendezvous`), so composing the config, resolving inputs
+and logging the artifact happen once per job, not once per rank. With a container image, a
+one-task job runs its driver in the container; a multi-task job's driver runs on the node
+(the profile's ``setup`` activates nemotron there) and its training tasks in the container.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from nemo_runspec.errors import NemotronError
+from nemo_runspec.slurm.profile import Profile
+from nemo_runspec.slurm.rendezvous import SRUN_ARGS_VAR
+
+
+@dataclass(frozen=True)
+class CommandJob:
+    """What the batch script runs: ``argv`` in ``cwd``; the job's exit code is the command's."""
+
+    argv: list[str]
+    cwd: str
+    env: dict[str, str]
+
+    def __call__(self) -> int:
+        env = {**os.environ, **self.env}
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        status = subprocess.run(self.argv, cwd=self.cwd, env=env).returncode
+        if status != 0:
+            raise SystemExit(status)  # not an exception: SLURM records the command's own exit code
+        return status
+
+
+@dataclass(frozen=True)
+class SubmittedJob:
+    job_id: str
+    name: str
+    profile: str
+    argv: list[str]
+    cwd: str
+    log: str
+    submitted_at: float
+    dependency: str | None = None
+
+    @property
+    def log_path(self) -> Path:
+        return Path(self.log)
+
+
+def submit(profile: Profile, argv: list[str], name: str, *, after: list[str] = ()) -> SubmittedJob:
+    """Submit ``argv`` (run in this directory) under ``profile``; ``after``: job ids that must
+    complete first (``afterok``; the job is cancelled if one of them fails)."""
+    import submitit
+
+    job_dir = profile.resolved_job_dir()
+    executor = submitit.SlurmExecutor(folder=job_dir / "%j", python=profile.python)
+    executor.update_parameters(**_sbatch_parameters(profile, name, after))
+    env = {**profile.env, SRUN_ARGS_VAR: json.dumps(profile.srun_args())}
+    try:
+        job = executor.submit(CommandJob(list(argv), str(Path.cwd()), env))
+    except subprocess.CalledProcessError as err:
+        message = (err.stderr or err.output or b"").decode(errors="replace").strip().splitlines()
+        raise NemotronError(f"sbatch refused job {name!r}: {message[-1] if message else err}",
+                            hint=f"check profile {profile.name!r} in env.toml (partition, account, time, resources)") from None
+    except FileNotFoundError:
+        from nemo_runspec.slurm.jobs import SlurmError
+
+        raise SlurmError("sbatch not found: this machine has no SLURM client",
+                         hint="run on a login node of the cluster, or start the local one: scripts/slurm-cluster.sh start") from None
+    submitted = SubmittedJob(job_id=str(job.job_id), name=name, profile=profile.name, argv=list(argv),
+                             cwd=str(Path.cwd()), log=str(job.paths.stdout), submitted_at=time.time(),
+                             dependency=",".join(after) or None)
+    _write_record(job_dir, submitted)
+    return submitted
+
+
+def sbatch_parameters(profile: Profile, name: str) -> dict:
+    """The profile as submitit's SlurmExecutor parameters (also used for sweeps)."""
+    return _sbatch_parameters(profile, name, ())
+
+
+def _sbatch_parameters(profile: Profile, name: str, after: list[str]) -> dict:
+    extra: dict = dict(profile.sbatch)
+    in_container = bool(profile.container_image) and profile.tasks == 1
+    if after:
+        extra["dependency"] = "afterok:" + ":".join(after)
+        extra["kill-on-invalid-dep"] = "yes"
+    if profile.exclusive:
+        extra["exclusive"] = True
+    optional = {"partition": profile.partition, "account": profile.account, "qos": profile.qos,
+                "constraint": profile.constraint, "gpus_per_node": profile.gpus_per_node,
+                "cpus_per_task": profile.cpus_per_task, "mem": profile.mem}
+    return {
+        "job_name": name,
+        "nodes": profile.nodes,
+        "ntasks_per_node": profile.ntasks_per_node,
+        "time": profile.time_minutes,
+        "setup": list(profile.setup),
+        "stderr_to_stdout": True,
+        # One task with a container: the whole command runs in it. Several tasks: the driver runs
+        # on the node and starts the training tasks in the container itself.
+        "use_srun": in_container,
+        "srun_args": profile.srun_args() if in_container else None,
+        "additional_parameters": extra,
+        **{key: value for key, value in optional.items() if value is not None},
+    }
+
+
+def records_dir(job_dir: Path) -> Path:
+    return job_dir / "jobs"
+
+
+def _write_record(job_dir: Path, job: SubmittedJob) -> None:
+    folder = records_dir(job_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    temporary = folder / f".{job.job_id}.json.tmp"
+    temporary.write_text(json.dumps(asdict(job), indent=1), encoding="utf-8")
+    os.replace(temporary, folder / f"{job.job_id}.json")
+
+
+def load_records(job_dir: Path) -> list[SubmittedJob]:
+    """The jobs submitted from this job directory, oldest first."""
+    jobs = []
+    for path in sorted(records_dir(job_dir).glob("*.json")):
+        try:
+            jobs.append(SubmittedJob(**json.loads(path.read_text(encoding="utf-8"))))
+        except (ValueError, TypeError) as err:
+            print(f"warning: skipping unreadable job record {path}: {err}", file=sys.stderr)
+    return sorted(jobs, key=lambda job: job.submitted_at)

@@ -1,0 +1,162 @@
+"""--run/--batch PROFILE, -m sweeps, pipe --run and `nemotron jobs`, against the real
+single-node SLURM cluster on localhost (scripts/slurm-cluster.sh)."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from helpers import run_cli
+
+pytestmark = [pytest.mark.slurm, pytest.mark.slow]
+
+
+@pytest.fixture
+def cluster(slurm_cluster, isolated: Path) -> Path:
+    """An env.toml in the test's work directory with profiles for the local cluster; every
+    test keeps its own submitit folder (job ids restart when the cluster's state is wiped)."""
+    (isolated / "env.toml").write_text(f"""
+[localhost]
+executor = "slurm"
+partition = "{slurm_cluster}"
+time = "00:20:00"
+job_dir = "{isolated / 'jobs'}"
+env = {{ OMP_NUM_THREADS = "1" }}
+
+[sleepy]
+extends = "localhost"
+setup = ["sleep 300"]
+
+[two-tasks]
+extends = "localhost"
+ntasks_per_node = 2
+""")
+    return isolated
+
+
+def record(work: Path, name: str, version: int = 1) -> dict:
+    return json.loads((work / "artifacts" / name / "versions" / f"v{version}.json").read_text())
+
+
+def sacct(job_id: str) -> str:
+    return subprocess.run(["sacct", "-n", "-X", "-P", "-j", job_id, "-o", "State,ExitCode"],
+                          capture_output=True, text=True).stdout.strip()
+
+
+def submitted_id(stdout: str) -> str:
+    return re.search(r"submitted job (\d+)", stdout)[1]
+
+
+def test_a_single_job_runs_the_stage_streams_its_log_and_logs_the_artifact(cluster):
+    done = run_cli("nano3", "data", "prep", "rl", "--run", "localhost", cwd=cluster, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    job_id = submitted_id(done.stdout)
+    assert "logged nano3-rl-data-tiny:v1" in done.stdout  # the job's own output, streamed
+    assert f"job {job_id} (nano3-data_prep_rl) completed" in done.stdout
+    assert record(cluster, "nano3-rl-data-tiny")["type"] == "SplitJsonlDataArtifact"
+    assert sacct(job_id) == "COMPLETED|0:0"
+
+    status = run_cli("jobs", "status", cwd=cluster)
+    assert status.returncode == 0 and re.search(rf"{job_id} .*nano3-data_prep_rl .*localhost .*COMPLETED", status.stdout)
+    logs = run_cli("jobs", "logs", job_id, "--job-dir", str(cluster / "jobs"), cwd=cluster)
+    assert "logged nano3-rl-data-tiny:v1" in logs.stdout
+
+
+def test_batch_returns_the_job_id_at_once(cluster):
+    done = run_cli("nano3", "data", "prep", "rl", "--batch", "localhost", "data_prep.seed=7", cwd=cluster, timeout=60)
+    assert done.returncode == 0, done.stderr
+    job_id = done.stdout.strip().splitlines()[-1]
+    assert job_id == submitted_id(done.stdout)
+    follow = run_cli("jobs", "logs", job_id, "--follow", cwd=cluster, timeout=300)
+    assert follow.returncode == 0 and "logged nano3-rl-data-tiny:v1" in follow.stdout, follow.stderr
+
+
+def test_a_failing_job_reports_its_exit_code_and_the_tail_of_its_log(cluster):
+    done = run_cli("nano3", "pretrain", "--run", "localhost", "run.data=no-such-data:v3", cwd=cluster, timeout=300)
+    assert done.returncode == 1
+    job_id = submitted_id(done.stdout)
+    error = done.stderr.strip().splitlines()
+    assert re.match(rf"error: job {job_id} \(nano3-pretrain\) ended FAILED with exit code 1 \(log .*\)$", error[-2]), error
+    assert error[-1] == f"hint: `nemotron jobs logs {job_id}` shows the whole log"
+    tail = done.stderr.split("--- last 20 lines of")[1]
+    assert "error: " in tail and "no-such-data" in tail  # the job's own one-line error
+    assert sacct(job_id) == "FAILED|1:0"
+
+
+def test_a_cancelled_job_is_reported_as_cancelled_not_waited_on(cluster):
+    waiting = subprocess.Popen([sys.executable, "-m", "nemotron.cli.app", "nano3", "data", "prep", "rl", "--run",
+                                "sleepy"], cwd=cluster, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    records = cluster / "jobs" / "jobs"
+    deadline = time.time() + 60
+    while not list(records.glob("*.json")) and time.time() < deadline:
+        time.sleep(0.2)
+    job_id = next(records.glob("*.json")).stem
+    while "RUNNING" not in run_cli("jobs", "status", job_id, cwd=cluster).stdout and time.time() < deadline:
+        time.sleep(0.5)
+    cancelled = run_cli("jobs", "cancel", job_id, cwd=cluster)
+    assert cancelled.returncode == 0 and f"cancelled {job_id}" in cancelled.stdout
+    started = time.time()
+    stdout, stderr = waiting.communicate(timeout=60)
+    assert time.time() - started < 30
+    assert waiting.returncode == 1
+    assert f"error: job {job_id} (nano3-data_prep_rl) was cancelled" in stderr
+    assert sacct(job_id).startswith("CANCELLED")
+    assert "CANCELLED" in run_cli("jobs", "status", cwd=cluster).stdout
+
+
+def test_a_two_value_sweep_is_one_array_job_with_two_artifact_versions(cluster):
+    done = run_cli("nano3", "data", "prep", "rl", "-m", "--run", "localhost", "data_prep.seed=1,2",
+                   cwd=cluster, timeout=400)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    seeds = sorted(record(cluster, "nano3-rl-data-tiny", v)["metadata"]["seed"] for v in (1, 2))
+    assert seeds == [1, 2]
+    logs = sorted(path.name for path in (cluster / "jobs").rglob("*_log.out"))
+    array_ids = {name.split("_")[0] for name in logs}
+    assert len(logs) == 2 and len(array_ids) == 1, logs  # <array>_0, <array>_1
+    assert sacct(array_ids.pop()).splitlines() == ["COMPLETED|0:0", "COMPLETED|0:0"]
+
+
+def test_pipe_run_chains_jobs_and_the_second_resolves_what_the_first_logged(cluster):
+    done = run_cli("nano3", "pipe", "--run", "localhost", "--to", "pretrain", "pretrain:train.steps=2",
+                   "pretrain:train.checkpoint_interval=0", cwd=cluster, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    first, second = re.findall(r"submitted job (\d+)", done.stdout)
+    assert f"after job {first} completes" in done.stdout
+    dependency = json.loads((cluster / "jobs" / "jobs" / f"{second}.json").read_text())["dependency"]
+    assert dependency == first
+    model = record(cluster, "nano3-pretrain-model-tiny")
+    assert model["inputs"] == ["art://nano3-pretrain-data-tiny:v1"]
+    assert "nano3-pretrain-data-tiny:v1" in done.stdout.split("made from")[-1]  # the final lineage tree
+    assert sacct(first) == "COMPLETED|0:0" and sacct(second) == "COMPLETED|0:0"
+
+
+def test_a_failed_pipe_step_cancels_the_steps_after_it(cluster):
+    done = run_cli("nano3", "pipe", "--run", "localhost", "--to", "pretrain", "data_prep_pretrain:data_prep.blend=[]",
+                   cwd=cluster, timeout=300)
+    assert done.returncode == 1
+    first, second = re.findall(r"submitted job (\d+)", done.stdout)
+    assert f"error: step 1/2 nano3-data_prep_pretrain failed: job {first}" in done.stderr
+    deadline = time.time() + 30
+    while not sacct(second).startswith("CANCELLED") and time.time() < deadline:
+        time.sleep(0.5)
+    assert sacct(second).startswith("CANCELLED")
+
+
+def test_multi_task_jobs_start_one_training_process_per_task_through_srun(cluster):
+    done = run_cli("nano3", "pipe", "--run", "two-tasks", "--to", "pretrain", "pretrain:train.steps=2",
+                   "pretrain:train.checkpoint_interval=0", "pretrain:train.tensor_parallel=2", cwd=cluster, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    model = record(cluster, "nano3-pretrain-model-tiny")
+    run_dir = Path(model["metadata"]["run_dir"])
+    assert model["metadata"]["config"]["train"]["tensor_parallel"] == 2
+    shards = {path.name for path in (Path(model["path"]) / "model").glob("*.distcp")}
+    assert {"__0_0.distcp", "__1_0.distcp"} <= shards, shards  # ranks 0 and 1 each wrote their part
+    log = (cluster / "jobs" / re.findall(r"submitted job (\d+)", done.stdout)[1]).glob("*_log.out")
+    text = next(log).read_text()
+    assert "logged nano3-pretrain-model-tiny:v1" in text and "\x1b[?25l" not in text  # no live redraws in the log
+    assert run_dir.is_dir()
