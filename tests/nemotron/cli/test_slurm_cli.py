@@ -43,9 +43,17 @@ def record(work: Path, name: str, version: int = 1) -> dict:
     return json.loads((work / "artifacts" / name / "versions" / f"v{version}.json").read_text())
 
 
-def sacct(job_id: str) -> str:
-    return subprocess.run(["sacct", "-n", "-X", "-P", "-j", job_id, "-o", "State,ExitCode"],
-                          capture_output=True, text=True).stdout.strip()
+def sacct(job_id: str, lines: int = 1) -> str:
+    """State|ExitCode of the job (one line per array element), once accounting has ``lines`` final
+    ones: a job's output can be complete a moment before SLURM records its end."""
+    deadline = time.time() + 30
+    while True:
+        text = subprocess.run(["sacct", "-n", "-X", "-P", "-j", job_id, "-o", "State,ExitCode"],
+                              capture_output=True, text=True).stdout.strip()
+        final = [line for line in text.splitlines() if line.split("|")[0].split()[0] not in ("PENDING", "RUNNING", "COMPLETING")]
+        if len(final) >= lines or time.time() > deadline:
+            return text
+        time.sleep(0.3)
 
 
 def submitted_id(stdout: str) -> str:
@@ -118,7 +126,7 @@ def test_a_two_value_sweep_is_one_array_job_with_two_artifact_versions(cluster):
     logs = sorted(path.name for path in (cluster / "jobs").rglob("*_log.out"))
     array_ids = {name.split("_")[0] for name in logs}
     assert len(logs) == 2 and len(array_ids) == 1, logs  # <array>_0, <array>_1
-    assert sacct(array_ids.pop()).splitlines() == ["COMPLETED|0:0", "COMPLETED|0:0"]
+    assert sacct(array_ids.pop(), lines=2).splitlines() == ["COMPLETED|0:0", "COMPLETED|0:0"]
 
 
 def test_pipe_run_chains_jobs_and_the_second_resolves_what_the_first_logged(cluster):
@@ -141,9 +149,6 @@ def test_a_failed_pipe_step_cancels_the_steps_after_it(cluster):
     assert done.returncode == 1
     first, second = re.findall(r"submitted job (\d+)", done.stdout)
     assert f"error: step 1/2 nano3-data_prep_pretrain failed: job {first}" in done.stderr
-    deadline = time.time() + 30
-    while not sacct(second).startswith("CANCELLED") and time.time() < deadline:
-        time.sleep(0.5)
     assert sacct(second).startswith("CANCELLED")
 
 
