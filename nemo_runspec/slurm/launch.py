@@ -8,7 +8,7 @@ import re
 import sys
 from typing import TextIO
 
-from nemo_runspec.slurm.jobs import follow, raise_for_state
+from nemo_runspec.slurm.jobs import JobFailed, cancel, follow, raise_for_state
 from nemo_runspec.slurm.profile import Profile
 from nemo_runspec.slurm.rendezvous import SRUN_ARGS_VAR
 from nemo_runspec.slurm.submit import SubmittedJob, submit
@@ -31,6 +31,21 @@ def wait_for(job: SubmittedJob, out: TextIO | None = sys.stdout) -> None:
     raise_for_state(state, job.name, job.log_path)
     if out is not None:
         print(f"job {job.job_id} ({job.name}) completed", file=out, flush=True)
+
+
+def wait_in_order(jobs: list[SubmittedJob], before_each=None, out: TextIO | None = sys.stdout) -> None:
+    """Follow the jobs one after another. On a failure the jobs after it are cancelled (a chain
+    would never start them) and the JobFailed raised carries ``position``, 1-based."""
+    for position, job in enumerate(jobs, 1):
+        if before_each is not None:
+            before_each(position, job)
+        try:
+            wait_for(job, out)
+        except JobFailed as err:
+            if rest := [later.job_id for later in jobs[position:]]:
+                cancel(rest)
+            err.position = position
+            raise
 
 
 def run_or_batch(profile: Profile, argv: list[str], name: str, *, wait: bool) -> SubmittedJob:

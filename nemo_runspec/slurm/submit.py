@@ -59,14 +59,24 @@ class SubmittedJob:
 def submit(profile: Profile, argv: list[str], name: str, *, after: list[str] = ()) -> SubmittedJob:
     """Submit ``argv`` (run in this directory) under ``profile``; ``after``: job ids that must
     complete first (``afterok``; the job is cancelled if one of them fails)."""
+    return submit_array(profile, [argv], name, after=after)[0]
+
+
+def submit_array(profile: Profile, argvs: list[list[str]], name: str, *, after: list[str] = ()) -> list[SubmittedJob]:
+    """Submit one job per command; several commands go as one SLURM array (ids ``ARRAY_i``)."""
     import submitit
 
     job_dir = profile.resolved_job_dir()
     executor = submitit.SlurmExecutor(folder=job_dir / "%j", python=profile.python)
     executor.update_parameters(**_sbatch_parameters(profile, name, after))
     env = {**profile.env, SRUN_ARGS_VAR: json.dumps(profile.srun_args())}
+    commands = [CommandJob(list(argv), str(Path.cwd()), env) for argv in argvs]
     try:
-        job = executor.submit(CommandJob(list(argv), str(Path.cwd()), env))
+        if len(commands) == 1:
+            jobs = [executor.submit(commands[0])]
+        else:
+            with executor.batch():
+                jobs = [executor.submit(command) for command in commands]
     except subprocess.CalledProcessError as err:
         message = (err.stderr or err.output or b"").decode(errors="replace").strip().splitlines()
         raise NemotronError(f"sbatch refused job {name!r}: {message[-1] if message else err}",
@@ -76,10 +86,11 @@ def submit(profile: Profile, argv: list[str], name: str, *, after: list[str] = (
 
         raise SlurmError("sbatch not found: this machine has no SLURM client",
                          hint="run on a login node of the cluster, or start the local one: scripts/slurm-cluster.sh start") from None
-    submitted = SubmittedJob(job_id=str(job.job_id), name=name, profile=profile.name, argv=list(argv),
-                             cwd=str(Path.cwd()), log=str(job.paths.stdout), submitted_at=time.time(),
-                             dependency=",".join(after) or None)
-    _write_record(job_dir, submitted)
+    submitted = [SubmittedJob(job_id=str(job.job_id), name=name, profile=profile.name, argv=list(argv),
+                              cwd=str(Path.cwd()), log=str(job.paths.stdout), submitted_at=time.time(),
+                              dependency=",".join(after) or None) for job, argv in zip(jobs, argvs)]
+    for job in submitted:
+        _write_record(job_dir, job)
     return submitted
 
 

@@ -39,10 +39,17 @@ def family_app(family: str) -> typer.Typer:
         shard_index: int | None = typer.Option(None, "--shard-index", help="This job's slice (default: SLURM_ARRAY_TASK_ID)."),
         finalize: bool = typer.Option(False, "--finalize", help="Only write blend.json and log the artifact."),
     ) -> None:
-        """Raw text -> Megatron bin/idx shards + blend.json (PretrainBlendsArtifact)."""
+        """Raw text -> Megatron bin/idx shards + blend.json (PretrainBlendsArtifact).
+
+        With --num-shards N and a SLURM profile: an array of N slice jobs, then a finalize job."""
+        option = _profile_option(run, batch)
+        chosen = _load_profile(option)
+        whole = num_shards and shard_index is None and not (finalize or multirun or cfg or dry_run)
+        if whole and chosen is not None and chosen.is_slurm:
+            return _submit_slices(ctx, chosen, option.wait, family, num_shards)
         extra = _slice_overrides(num_shards, shard_index, finalize)
         run_recipe(ctx, family, "data_prep_pretrain", "nemotron.stages.pretrain_data:prep_pretrain",
-                   multirun=multirun, cfg=cfg, dry_run=dry_run, profile=_profile_option(run, batch), extra=extra)
+                   multirun=multirun, cfg=cfg, dry_run=dry_run, profile=option, extra=extra)
 
     stage(prep, "sft", family, "data_prep_sft", "nemotron.stages.sft_data:prep_sft",
           "Chat data -> loss-masked, packed Parquet (SFTDataArtifact).")
@@ -258,6 +265,28 @@ def _submit_recipe(profile, wait: bool, family: str, recipe_name: str, task: str
     argv = [job_python(profile), "-m", "nemotron.cli.app", *(["--debug"] if debug else []),
             family, *command_of(recipe_name), *overrides]
     run_or_batch(profile, argv, name, wait=wait)
+
+
+def _submit_slices(ctx: typer.Context, profile, wait: bool, family: str, count: int) -> None:
+    """Stage-0 prep on many nodes: N slice jobs as one array, then --finalize after all of them."""
+    from nemo_runspec import hydra_app
+    from nemo_runspec.slurm.launch import announce, job_python, wait_in_order
+    from nemo_runspec.slurm.submit import submit, submit_array
+    from nemotron.recipes import recipe
+
+    overrides, name = list(ctx.args), f"{family}-data_prep_pretrain"
+    hydra_app.compose(recipe(family, "data_prep_pretrain"), overrides)
+    base = [job_python(profile), "-m", "nemotron.cli.app", *(["--debug"] if _debug(ctx) else []),
+            family, "data", "prep", "pretrain", "--num-shards", str(count)]
+    slices = submit_array(profile, [[*base, "--shard-index", str(index), *overrides] for index in range(count)], name)
+    array_id = slices[0].job_id.split("_")[0]
+    final = submit(profile, [*base, "--finalize", *overrides], f"{name}-finalize", after=[array_id])
+    for job in (*slices, final):
+        announce(job, profile)
+    if wait:
+        wait_in_order([*slices, final])
+    else:
+        typer.echo(" ".join(job.job_id for job in (*slices, final)))
 
 
 def _debug(ctx: typer.Context) -> bool:

@@ -121,18 +121,15 @@ def follow_pipe(jobs: list) -> None:
     """Stream each step's log in turn; on a failure cancel the steps after it and name the step."""
     from rich.console import Console
 
-    from nemo_runspec.slurm.jobs import JobFailed, cancel
-    from nemo_runspec.slurm.launch import wait_for
+    from nemo_runspec.slurm.jobs import JobFailed
+    from nemo_runspec.slurm.launch import wait_in_order
 
     console = Console()
-    for number, job in enumerate(jobs, 1):
-        console.rule(f"[bold]{number}/{len(jobs)} {job.name} (job {job.job_id})")
-        try:
-            wait_for(job)
-        except JobFailed as err:
-            if rest := [later.job_id for later in jobs[number:]]:
-                cancel(rest)
-            raise PipeStepFailed(f"step {number}/{len(jobs)} {job.name} failed: {err}", hint=err.hint) from err
+    try:
+        wait_in_order(jobs, lambda number, job: console.rule(f"[bold]{number}/{len(jobs)} {job.name} (job {job.job_id})"))
+    except JobFailed as err:
+        raise PipeStepFailed(f"step {err.position}/{len(jobs)} {jobs[err.position - 1].name} failed: {err}",
+                             hint=err.hint) from err
 
 
 def final_artifact_name(family: str, overrides: list[str], until: str | None = None) -> str:

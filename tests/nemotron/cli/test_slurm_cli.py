@@ -129,6 +129,21 @@ def test_a_two_value_sweep_is_one_array_job_with_two_artifact_versions(cluster):
     assert sacct(array_ids.pop(), lines=2).splitlines() == ["COMPLETED|0:0", "COMPLETED|0:0"]
 
 
+def test_sharded_prep_is_an_array_of_slices_then_a_finalize_job(cluster):
+    done = run_cli("nano3", "data", "prep", "pretrain", "--num-shards", "2", "--run", "localhost",
+                   cwd=cluster, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    jobs = re.findall(r"submitted job (\S+) \(([^)]+)\)", done.stdout)
+    array = jobs[0][0].split("_")[0]
+    assert [job for job, _ in jobs[:2]] == [f"{array}_0", f"{array}_1"]
+    assert jobs[2][1] == "nano3-data_prep_pretrain-finalize" and f"after job {array} completes" in done.stdout
+    assert "slice 0/2" in done.stdout and "slice 1/2" in done.stdout
+    assert "logged nano3-pretrain-data-tiny:v1" in done.stdout
+    blend = record(cluster, "nano3-pretrain-data-tiny")
+    assert blend["type"] == "PretrainBlendsArtifact"
+    assert not (cluster / "artifacts" / "nano3-pretrain-data-tiny" / "versions" / "v2.json").exists()
+
+
 def test_pipe_run_chains_jobs_and_the_second_resolves_what_the_first_logged(cluster):
     done = run_cli("nano3", "pipe", "--run", "localhost", "--to", "pretrain", "pretrain:train.steps=2",
                    "pretrain:train.checkpoint_interval=0", cwd=cluster, timeout=600)
