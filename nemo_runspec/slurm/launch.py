@@ -81,15 +81,15 @@ def sweep_overrides(profile: Profile, name: str) -> list[str]:
         "cpus_per_task": profile.cpus_per_task,
     }
     overrides = ["hydra/launcher=submitit_slurm"]
-    overrides += [f"hydra.launcher.{key}={_hydra_value(value)}" for key, value in values.items() if value is not None]
+    overrides += [f"hydra.launcher.{key}={hydra_value(value)}" for key, value in values.items() if value is not None]
     if profile.setup:
-        overrides.append(f"hydra.launcher.setup=[{','.join(_hydra_value(line) for line in profile.setup)}]")
+        overrides.append(f"hydra.launcher.setup=[{','.join(hydra_value(line) for line in profile.setup)}]")
     extra = dict(profile.sbatch, **({"mem": profile.mem} if profile.mem else {}))
-    overrides += [f"+hydra.launcher.additional_parameters.{key}={_hydra_value(value)}" for key, value in extra.items()]
+    overrides += [f"+hydra.launcher.additional_parameters.{key}={hydra_value(value)}" for key, value in extra.items()]
     return overrides
 
 
-def _hydra_value(value) -> str:
+def hydra_value(value) -> str:
     """A value in Hydra's override grammar; strings are quoted so any character survives."""
     if isinstance(value, bool):
         return "true" if value else "false"

@@ -22,6 +22,8 @@ from nemo_runspec.errors import NemotronError
 from nemo_runspec.slurm.profile import Profile
 from nemo_runspec.slurm.rendezvous import SRUN_ARGS_VAR
 
+IN_JOB_VAR = "NEMOTRON_SUBMITTED"  # set in every submitted job: its command must run, not submit again
+
 
 @dataclass(frozen=True)
 class CommandJob:
@@ -69,7 +71,7 @@ def submit_array(profile: Profile, argvs: list[list[str]], name: str, *, after: 
     job_dir = profile.resolved_job_dir()
     executor = submitit.SlurmExecutor(folder=job_dir / "%j", python=profile.python)
     executor.update_parameters(**_sbatch_parameters(profile, name, after))
-    env = {**profile.env, SRUN_ARGS_VAR: json.dumps(profile.srun_args())}
+    env = {**profile.env, SRUN_ARGS_VAR: json.dumps(profile.srun_args()), IN_JOB_VAR: "1"}
     commands = [CommandJob(list(argv), str(Path.cwd()), env) for argv in argvs]
     try:
         if len(commands) == 1:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib
 import os
-from dataclasses import dataclass
 
 import typer
 
@@ -42,14 +41,18 @@ def family_app(family: str) -> typer.Typer:
         """Raw text -> Megatron bin/idx shards + blend.json (PretrainBlendsArtifact).
 
         With --num-shards N and a SLURM profile: an array of N slice jobs, then a finalize job."""
-        option = _profile_option(run, batch)
-        chosen = _load_profile(option)
+        from nemotron.recipes import recipe
+        from nemotron.stages.slurm import placement, submit_slices
+
         whole = num_shards and shard_index is None and not (finalize or multirun or cfg or dry_run)
-        if whole and chosen is not None and chosen.is_slurm:
-            return _submit_slices(ctx, chosen, option.wait, family, num_shards)
-        extra = _slice_overrides(num_shards, shard_index, finalize)
+        if whole and (where := placement(run, batch, recipe(family, "data_prep_pretrain"), list(ctx.args))):
+            jobs = submit_slices(where, family, num_shards, list(ctx.args), _debug(ctx))
+            if not where.wait:
+                typer.echo(" ".join(job.job_id for job in jobs))
+            return
         run_recipe(ctx, family, "data_prep_pretrain", "nemotron.stages.pretrain_data:prep_pretrain",
-                   multirun=multirun, cfg=cfg, dry_run=dry_run, profile=option, extra=extra)
+                   multirun=multirun, cfg=cfg, dry_run=dry_run, run=run, batch=batch,
+                   extra=_slice_overrides(num_shards, shard_index, finalize))
 
     stage(prep, "sft", family, "data_prep_sft", "nemotron.stages.sft_data:prep_sft",
           "Chat data -> loss-masked, packed Parquet (SFTDataArtifact).")
@@ -77,13 +80,16 @@ def family_app(family: str) -> typer.Typer:
 
         from nemo_runspec import lineage
         from nemo_runspec.artifacts import current_tracking, setup_artifact_tracking
-        from nemotron.stages.pipe import final_artifact_name, follow_pipe, run_pipe, submit_pipe
+        from nemotron.stages.pipe import STEPS, final_artifact_name, follow_pipe, route_overrides, run_pipe, submit_pipe
 
-        overrides, option = list(ctx.args), _profile_option(run, batch)
-        chosen = _load_profile(option)
-        if chosen is not None and chosen.is_slurm:
-            jobs = submit_pipe(family, overrides, chosen, until=to, debug=_debug(ctx))
-            if not option.wait:
+        from nemotron.recipes import recipe
+        from nemotron.stages.slurm import placement
+
+        overrides = list(ctx.args)
+        first = STEPS[0].recipe
+        if (where := placement(run, batch, recipe(family, first), route_overrides(overrides)[first])) is not None:
+            jobs = submit_pipe(family, overrides, where.profile, until=to, debug=_debug(ctx))
+            if not where.wait:
                 typer.echo(" ".join(job.job_id for job in jobs))
                 return
             follow_pipe(jobs)
@@ -176,8 +182,7 @@ def stage(parent: typer.Typer, command: str, family: str, recipe_name: str, task
     """Add a stage command: Hydra overrides, -m sweeps, dry runs and --run/--batch PROFILE."""
     def run_stage(ctx: typer.Context, multirun: bool = _MULTIRUN, cfg: str | None = _CFG, dry_run: bool = _DRY_RUN,
                   run: str | None = _RUN, batch: str | None = _BATCH) -> None:
-        run_recipe(ctx, family, recipe_name, task, multirun=multirun, cfg=cfg, dry_run=dry_run,
-                   profile=_profile_option(run, batch))
+        run_recipe(ctx, family, recipe_name, task, multirun=multirun, cfg=cfg, dry_run=dry_run, run=run, batch=batch)
 
     run_stage.__doc__ = doc
     parent.command(command, context_settings=_EXTRA)(run_stage)
@@ -192,35 +197,12 @@ def _tiny_vocab_size() -> int:
     return len(tokenizer["model"]["vocab"]) + sum(1 for t in tokenizer["added_tokens"] if t["content"] not in tokenizer["model"]["vocab"])
 
 
-@dataclass(frozen=True)
-class ProfileOption:
-    """``--run PROFILE`` (wait) or ``--batch PROFILE`` (return the job id)."""
-
-    name: str
-    wait: bool
-
-
-def _profile_option(run: str | None, batch: str | None) -> ProfileOption | None:
-    from nemo_runspec.errors import ConfigError
-
-    if run and batch:
-        raise ConfigError("--run and --batch exclude each other", hint="--run waits for the job, --batch returns its id")
-    return ProfileOption(run, wait=True) if run else ProfileOption(batch, wait=False) if batch else None
-
-
-def _load_profile(option: ProfileOption | None):
-    if option is None:
-        return None
-    from nemo_runspec.slurm.profile import load_profile
-
-    return load_profile(option.name)
-
-
-def run_recipe(ctx: typer.Context, family: str, recipe_name: str, task: str, *, multirun: bool,
-               cfg: str | None, dry_run: bool, profile: ProfileOption | None = None, extra: list[str] = ()) -> None:
+def run_recipe(ctx: typer.Context, family: str, recipe_name: str, task: str, *, multirun: bool, cfg: str | None,
+               dry_run: bool, run: str | None = None, batch: str | None = None, extra: list[str] = ()) -> None:
     from nemo_runspec import hydra_app
     from nemo_runspec.errors import ConfigError
     from nemotron.recipes import recipe
+    from nemotron.stages.slurm import placement, submit_recipe
 
     source = recipe(family, recipe_name)
     overrides = [*ctx.args, *extra]
@@ -230,63 +212,11 @@ def run_recipe(ctx: typer.Context, family: str, recipe_name: str, task: str, *, 
         for text in hydra_app.dry_run(source, overrides):
             typer.echo(text)
         return
+    if (where := placement(run, batch, source, overrides)) is not None:
+        return submit_recipe(where, family, recipe_name, task, overrides, multirun, _debug(ctx))
     module, function = task.split(":")
-    debug = _debug(ctx)
-    chosen = _load_profile(profile)
-    if chosen is not None and chosen.is_slurm:
-        return _submit_recipe(chosen, profile.wait, family, recipe_name, task, overrides, multirun, debug)
     hydra_app.run(source, overrides, getattr(importlib.import_module(module), function),
-                  multirun=multirun, debug=debug)
-
-
-def _submit_recipe(profile, wait: bool, family: str, recipe_name: str, task: str, overrides: list[str],
-                   multirun: bool, debug: bool) -> None:
-    """Run the recipe as SLURM jobs: one job, or with -m one array job through Hydra's launcher."""
-    from nemo_runspec import hydra_app
-    from nemo_runspec.errors import ConfigError
-    from nemo_runspec.slurm.launch import job_python, run_or_batch, sweep_overrides
-    from nemotron.recipes import recipe
-    from nemotron.stages.pipe import command_of
-
-    source, name = recipe(family, recipe_name), f"{family}-{recipe_name}"
-    jobs = hydra_app.expand_sweeps(overrides)
-    for job in jobs:
-        hydra_app.compose(source, job)  # a bad override fails here, not in the queue
-    if multirun:
-        if not wait:
-            raise ConfigError("-m with --batch is not supported: Hydra's launcher waits for the sweep",
-                              hint=f"use -m --run {profile.name}, or submit each value with --batch")
-        module, function = task.split(":")
-        hydra_app.run(source, [*overrides, *sweep_overrides(profile, name)],
-                      getattr(importlib.import_module(module), function), multirun=True, debug=debug)
-        return
-    if len(jobs) > 1:
-        raise ConfigError("a sweep override (a=1,2) needs -m/--multirun", hint="add -m to run one job per value")
-    argv = [job_python(profile), "-m", "nemotron.cli.app", *(["--debug"] if debug else []),
-            family, *command_of(recipe_name), *overrides]
-    run_or_batch(profile, argv, name, wait=wait)
-
-
-def _submit_slices(ctx: typer.Context, profile, wait: bool, family: str, count: int) -> None:
-    """Stage-0 prep on many nodes: N slice jobs as one array, then --finalize after all of them."""
-    from nemo_runspec import hydra_app
-    from nemo_runspec.slurm.launch import announce, job_python, wait_in_order
-    from nemo_runspec.slurm.submit import submit, submit_array
-    from nemotron.recipes import recipe
-
-    overrides, name = list(ctx.args), f"{family}-data_prep_pretrain"
-    hydra_app.compose(recipe(family, "data_prep_pretrain"), overrides)
-    base = [job_python(profile), "-m", "nemotron.cli.app", *(["--debug"] if _debug(ctx) else []),
-            family, "data", "prep", "pretrain", "--num-shards", str(count)]
-    slices = submit_array(profile, [[*base, "--shard-index", str(index), *overrides] for index in range(count)], name)
-    array_id = slices[0].job_id.split("_")[0]
-    final = submit(profile, [*base, "--finalize", *overrides], f"{name}-finalize", after=[array_id])
-    for job in (*slices, final):
-        announce(job, profile)
-    if wait:
-        wait_in_order([*slices, final])
-    else:
-        typer.echo(" ".join(job.job_id for job in (*slices, final)))
+                  multirun=multirun, debug=_debug(ctx))
 
 
 def _debug(ctx: typer.Context) -> bool:

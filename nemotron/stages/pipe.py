@@ -99,9 +99,10 @@ def submit_pipe(family: str, overrides: list[str], profile, *, until: str | None
     resolves its inputs (``run.data``, ``run.model``: ``:latest`` by default) when it starts,
     from what the jobs before it logged."""
     from nemo_runspec.hydra_app import compose
-    from nemo_runspec.slurm.launch import announce, job_python
+    from nemo_runspec.slurm.launch import announce
     from nemo_runspec.slurm.submit import submit
     from nemotron.recipes import recipe
+    from nemotron.stages.slurm import job_argv
 
     routed = route_overrides(overrides)
     steps = steps_until(until)
@@ -109,8 +110,7 @@ def submit_pipe(family: str, overrides: list[str], profile, *, until: str | None
         compose(recipe(family, step.recipe), routed[step.recipe])
     jobs = []
     for step in steps:
-        argv = [job_python(profile), "-m", "nemotron.cli.app", *(["--debug"] if debug else []),
-                family, *step.command, *routed[step.recipe]]
+        argv = job_argv(profile, family, step.command, routed[step.recipe], debug)
         job = submit(profile, argv, f"{family}-{step.recipe}", after=[jobs[-1].job_id] if jobs else [])
         announce(job, profile)
         jobs.append(job)

@@ -38,6 +38,8 @@ def test_a_local_profile_runs_in_this_process(env):
     (["-m", "--batch", "queue", "data_prep.seed=1,2"], "-m with --batch is not supported"),
     (["--run", "queue", "data_prep.seed=1,2"], "a sweep override (a=1,2) needs -m/--multirun"),
     (["--run", "queue", "data_prep.no_such_key=1"], "cannot compose config"),
+    (["launcher=slurm"], "launcher=slurm needs launcher.profile=NAME"),
+    (["launcher=slurm", "launcher.profile=nope"], "profile 'nope' is not defined"),
 ])
 def test_bad_submissions_fail_in_one_line_and_submit_nothing(env, args, message):
     done = run_cli("nano3", "data", "prep", "rl", *args, cwd=env)

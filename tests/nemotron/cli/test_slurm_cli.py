@@ -66,7 +66,10 @@ def test_a_single_job_runs_the_stage_streams_its_log_and_logs_the_artifact(clust
     job_id = submitted_id(done.stdout)
     assert "logged nano3-rl-data-tiny:v1" in done.stdout  # the job's own output, streamed
     assert f"job {job_id} (nano3-data_prep_rl) completed" in done.stdout
-    assert record(cluster, "nano3-rl-data-tiny")["type"] == "SplitJsonlDataArtifact"
+    logged = record(cluster, "nano3-rl-data-tiny")
+    assert logged["type"] == "SplitJsonlDataArtifact"
+    assert logged["metadata"]["config"]["launcher"] == {"executor": "slurm", "profile": "localhost", "wait": True}
+    assert logged["producer"]["run_id"] == job_id  # the SLURM job that made it
     assert sacct(job_id) == "COMPLETED|0:0"
 
     status = run_cli("jobs", "status", cwd=cluster)
@@ -82,6 +85,13 @@ def test_batch_returns_the_job_id_at_once(cluster):
     assert job_id == submitted_id(done.stdout)
     follow = run_cli("jobs", "logs", job_id, "--follow", cwd=cluster, timeout=300)
     assert follow.returncode == 0 and "logged nano3-rl-data-tiny:v1" in follow.stdout, follow.stderr
+
+
+def test_the_launcher_config_group_submits_like_run(cluster):
+    done = run_cli("nano3", "data", "prep", "rl", "launcher=slurm", "launcher.profile=localhost", "data_prep.seed=9",
+                   cwd=cluster, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "submitted job" in done.stdout and "logged nano3-rl-data-tiny:v1" in done.stdout
 
 
 def test_a_failing_job_reports_its_exit_code_and_the_tail_of_its_log(cluster):

@@ -1,0 +1,116 @@
+"""Stages as SLURM jobs: where a command runs (``--run/--batch PROFILE``, or ``launcher=slurm
+launcher.profile=NAME`` in the config) and submitting a recipe, a sweep or a sharded prep.
+
+A submitted job runs the same ``nemotron`` command without ``--run``; it carries
+``launcher=slurm launcher.profile=NAME`` so the config it records says where it ran, and
+``NEMOTRON_SUBMITTED`` in its environment so it runs in place instead of submitting again.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from dataclasses import dataclass
+
+from nemo_runspec.errors import ConfigError
+from nemo_runspec.slurm.profile import Profile
+from nemo_runspec.slurm.submit import IN_JOB_VAR
+
+
+@dataclass(frozen=True)
+class Placement:
+    """A SLURM profile, and whether to wait for the jobs (``--run``) or not (``--batch``)."""
+
+    profile: Profile
+    wait: bool
+
+
+def placement(run: str | None, batch: str | None, recipe=None, overrides: list[str] = ()) -> Placement | None:
+    """Where the command's work goes: None to run here; a Placement to submit it."""
+    from nemo_runspec.slurm.profile import load_profile
+
+    if os.environ.get(IN_JOB_VAR):
+        return None
+    if run and batch:
+        raise ConfigError("--run and --batch exclude each other", hint="--run waits for the job, --batch returns its id")
+    if run or batch:
+        name, wait = run or batch, bool(run)
+    elif recipe is not None and (configured := _configured_launcher(recipe, overrides)) is not None:
+        name, wait = configured
+    else:
+        return None
+    profile = load_profile(name)
+    return Placement(profile, wait) if profile.is_slurm else None
+
+
+def _configured_launcher(recipe, overrides: list[str]) -> tuple[str, bool] | None:
+    from omegaconf import OmegaConf
+
+    from nemo_runspec.hydra_app import compose, expand_sweeps
+
+    launcher = OmegaConf.select(compose(recipe, expand_sweeps(overrides)[0]), "launcher")
+    if launcher is None or launcher.get("executor") != "slurm":
+        return None
+    if OmegaConf.is_missing(launcher, "profile"):
+        raise ConfigError("launcher=slurm needs launcher.profile=NAME (an env.toml profile)",
+                          hint="or pass --run PROFILE / --batch PROFILE")
+    return str(launcher.profile), bool(launcher.get("wait", True))
+
+
+def job_argv(profile: Profile, family: str, command: tuple[str, ...], overrides: list[str], debug: bool) -> list[str]:
+    """The command a job runs: ``nemotron <family> <command> <overrides>`` with the launcher
+    group saying which profile ran it."""
+    from nemo_runspec.slurm.launch import hydra_value, job_python
+
+    kept = [o for o in overrides if not o.split("=", 1)[0].lstrip("+~").startswith("launcher")]
+    return [job_python(profile), "-m", "nemotron.cli.app", *(["--debug"] if debug else []), family, *command,
+            *kept, "launcher=slurm", f"launcher.profile={hydra_value(profile.name)}"]
+
+
+def submit_recipe(where: Placement, family: str, recipe_name: str, task: str, overrides: list[str],
+                  multirun: bool, debug: bool) -> None:
+    """One job, or with -m one array job through Hydra's submitit launcher."""
+    from nemo_runspec import hydra_app
+    from nemo_runspec.slurm.launch import hydra_value, run_or_batch, sweep_overrides
+    from nemotron.recipes import recipe
+    from nemotron.stages.pipe import command_of
+
+    source, name, profile = recipe(family, recipe_name), f"{family}-{recipe_name}", where.profile
+    jobs = hydra_app.expand_sweeps(overrides)
+    for job in jobs:
+        hydra_app.compose(source, job)  # a bad override fails here, not in the queue
+    if multirun:
+        if not where.wait:
+            raise ConfigError("-m with --batch is not supported: Hydra's launcher waits for the sweep",
+                              hint=f"use -m --run {profile.name}, or submit each value with --batch")
+        module, function = task.split(":")
+        recorded = ["launcher=slurm", f"launcher.profile={hydra_value(profile.name)}"]
+        hydra_app.run(source, [*overrides, *recorded, *sweep_overrides(profile, name)],
+                      getattr(importlib.import_module(module), function), multirun=True, debug=debug)
+        return
+    if len(jobs) > 1:
+        raise ConfigError("a sweep override (a=1,2) needs -m/--multirun", hint="add -m to run one job per value")
+    run_or_batch(profile, job_argv(profile, family, command_of(recipe_name), overrides, debug), name, wait=where.wait)
+
+
+def submit_slices(where: Placement, family: str, count: int, overrides: list[str], debug: bool) -> list:
+    """Stage-0 prep on many nodes: ``count`` slice jobs as one array, then ``--finalize`` after
+    all of them; with ``wait``, follows them in turn."""
+    from nemo_runspec.hydra_app import compose
+    from nemo_runspec.slurm.launch import announce, wait_in_order
+    from nemo_runspec.slurm.submit import submit, submit_array
+    from nemotron.recipes import recipe
+
+    profile, name = where.profile, f"{family}-data_prep_pretrain"
+    compose(recipe(family, "data_prep_pretrain"), overrides)
+    command = ("data", "prep", "pretrain", "--num-shards", str(count))
+    slices = submit_array(profile, [job_argv(profile, family, (*command, "--shard-index", str(index)), overrides, debug)
+                                    for index in range(count)], name)
+    final = submit(profile, job_argv(profile, family, (*command, "--finalize"), overrides, debug),
+                   f"{name}-finalize", after=[slices[0].job_id.split("_")[0]])
+    jobs = [*slices, final]
+    for job in jobs:
+        announce(job, profile)
+    if where.wait:
+        wait_in_order(jobs)
+    return jobs
