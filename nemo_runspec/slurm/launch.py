@@ -26,8 +26,14 @@ def announce(job: SubmittedJob, profile: Profile, out: TextIO = sys.stdout) -> N
 
 
 def wait_for(job: SubmittedJob, out: TextIO | None = sys.stdout) -> None:
-    """Stream the job's log until it ends; a one-line error unless it completed."""
-    state = follow(job.job_id, job.log_path, out)
+    """Stream the job's log until it ends; a one-line error unless it completed. Ctrl-C stops
+    following, not the job."""
+    try:
+        state = follow(job.job_id, job.log_path, out)
+    except KeyboardInterrupt:
+        print(f"\nstopped following job {job.job_id}; it goes on: `nemotron jobs logs {job.job_id} -f` follows it, "
+              f"`nemotron jobs cancel {job.job_id}` stops it", file=sys.stderr)
+        raise SystemExit(130) from None
     raise_for_state(state, job.name, job.log_path)
     if out is not None:
         print(f"job {job.job_id} ({job.name}) completed", file=out, flush=True)
