@@ -127,6 +127,27 @@ def test_a_cancelled_job_is_reported_as_cancelled_not_waited_on(cluster):
     assert "CANCELLED" in run_cli("jobs", "status", cwd=cluster).stdout
 
 
+def test_ctrl_c_stops_following_but_not_the_job(cluster):
+    import signal
+
+    waiting = subprocess.Popen([sys.executable, "-m", "nemotron.cli.app", "nano3", "data", "prep", "rl", "--run",
+                                "sleepy"], cwd=cluster, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    records = cluster / "jobs" / "jobs"
+    deadline = time.time() + 60
+    while not list(records.glob("*.json")) and time.time() < deadline:
+        time.sleep(0.2)
+    job_id = next(records.glob("*.json")).stem
+    time.sleep(1.0)
+    waiting.send_signal(signal.SIGINT)
+    _, stderr = waiting.communicate(timeout=30)
+    assert waiting.returncode == 130
+    assert f"stopped following job {job_id}; it goes on" in stderr and "Traceback" not in stderr
+    state = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%T"], capture_output=True, text=True).stdout.strip()
+    assert state in ("PENDING", "RUNNING")
+    assert run_cli("jobs", "cancel", job_id, cwd=cluster).returncode == 0
+    assert sacct(job_id).startswith("CANCELLED")
+
+
 def test_a_two_value_sweep_is_one_array_job_with_two_artifact_versions(cluster):
     done = run_cli("nano3", "data", "prep", "rl", "-m", "--run", "localhost", "data_prep.seed=1,2",
                    cwd=cluster, timeout=400)
