@@ -79,26 +79,13 @@ def family_app(family: str) -> typer.Typer:
         from rich.console import Console
 
         from nemo_runspec import lineage
-        from nemo_runspec.artifacts import current_tracking, setup_artifact_tracking
-        from nemotron.stages.pipe import STEPS, final_artifact_name, follow_pipe, route_overrides, run_pipe, submit_pipe
+        from nemotron.stages.pipe import pipe_here_or_on_slurm
 
-        from nemotron.recipes import recipe
-        from nemotron.stages.slurm import placement
-
-        overrides = list(ctx.args)
-        first = STEPS[0].recipe
-        if (where := placement(run, batch, recipe(family, first), route_overrides(overrides)[first])) is not None:
-            jobs = submit_pipe(family, overrides, where.profile, until=to, debug=_debug(ctx))
-            if not where.wait:
-                typer.echo(" ".join(job.job_id for job in jobs))
-                return
-            follow_pipe(jobs)
-            tracking = setup_artifact_tracking()
-            ref = f"{final_artifact_name(family, overrides, to)}:latest"
-        else:
-            final = run_pipe(family, overrides, until=to)
-            tracking, ref = current_tracking(), f"{final.name}:v{final.version}"
-        Console().print(lineage.to_rich_tree(lineage.ancestors(tracking, ref)))
+        outcome = pipe_here_or_on_slurm(family, list(ctx.args), run=run, batch=batch, until=to, debug=_debug(ctx))
+        if outcome.final is None:  # --batch: the job ids, for scripts
+            typer.echo(" ".join(job.job_id for job in outcome.jobs))
+            return
+        Console().print(lineage.to_rich_tree(lineage.ancestors(outcome.tracking, outcome.final)))
 
     model_app = typer.Typer(help="Model sizes and checkpoints.", no_args_is_help=True)
     app.add_typer(model_app, name="model")

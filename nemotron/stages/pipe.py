@@ -5,7 +5,8 @@ steps logged (every recipe's ``run.data`` / ``run.model`` default to the family'
 variant's ``:latest``). A step whose output already exists for the same inputs and config
 returns the logged artifact instead of running again, so a re-run after a failure picks up
 where it stopped. Overrides apply to every step, or to one step with its name as a prefix:
-``pretrain:train.steps=20``.
+``pretrain:train.steps=20``. Under a SLURM profile every step is its own job, chained with
+``afterok``, and each resolves its inputs when it starts.
 """
 
 from __future__ import annotations
@@ -130,6 +131,32 @@ def follow_pipe(jobs: list) -> None:
     except JobFailed as err:
         raise PipeStepFailed(f"step {err.position}/{len(jobs)} {jobs[err.position - 1].name} failed: {err}",
                              hint=err.hint) from err
+
+
+@dataclass(frozen=True)
+class PipeOutcome:
+    tracking: object = None
+    final: str | None = None  # the last step's artifact reference; None when submitted without waiting
+    jobs: tuple = ()
+
+
+def pipe_here_or_on_slurm(family: str, overrides: list[str], *, run: str | None = None, batch: str | None = None,
+                          until: str | None = None, debug: bool = False) -> PipeOutcome:
+    """The pipe in this process, or as chained SLURM jobs under a profile (``--run``: wait)."""
+    from nemo_runspec.artifacts import current_tracking, setup_artifact_tracking
+    from nemotron.recipes import recipe
+    from nemotron.stages.slurm import placement
+
+    first = STEPS[0].recipe
+    where = placement(run, batch, recipe(family, first), route_overrides(overrides)[first])
+    if where is None:
+        final = run_pipe(family, overrides, until=until)
+        return PipeOutcome(current_tracking(), f"{final.name}:v{final.version}")
+    jobs = submit_pipe(family, overrides, where.profile, until=until, debug=debug)
+    if not where.wait:
+        return PipeOutcome(jobs=tuple(jobs))
+    follow_pipe(jobs)
+    return PipeOutcome(setup_artifact_tracking(), f"{final_artifact_name(family, overrides, until)}:latest", tuple(jobs))
 
 
 def final_artifact_name(family: str, overrides: list[str], until: str | None = None) -> str:

@@ -189,6 +189,15 @@ def test_pipe_run_chains_jobs_and_the_second_resolves_what_the_first_logged(clus
     assert sacct(first) == "COMPLETED|0:0" and sacct(second) == "COMPLETED|0:0"
 
 
+def test_pipe_batch_prints_the_job_ids_and_returns(cluster):
+    done = run_cli("nano3", "pipe", "--batch", "localhost", "--to", "data_prep_sft", cwd=cluster, timeout=120)
+    assert done.returncode == 0, done.stderr
+    ids = done.stdout.strip().splitlines()[-1].split()
+    assert ids == re.findall(r"submitted job (\d+)", done.stdout) and len(ids) == 3
+    last = run_cli("jobs", "logs", ids[-1], "-f", cwd=cluster, timeout=600)
+    assert last.returncode == 0 and "logged nano3-sft-data-tiny:v1" in last.stdout, last.stderr
+
+
 def test_a_failed_pipe_step_cancels_the_steps_after_it(cluster):
     done = run_cli("nano3", "pipe", "--run", "localhost", "--to", "pretrain", "data_prep_pretrain:data_prep.blend=[]",
                    cwd=cluster, timeout=300)
