@@ -28,6 +28,11 @@ time = "00:20:00"
 job_dir = "{isolated / 'jobs'}"
 env = {{ OMP_NUM_THREADS = "1" }}
 
+[configured]
+extends = "localhost"
+setup = ["echo setup line ran on $(hostname)"]
+env = {{ NEMOTRON_DATA_ROOT = "{isolated / 'profile-data'}" }}
+
 [sleepy]
 extends = "localhost"
 setup = ["sleep 300"]
@@ -76,6 +81,13 @@ def test_a_single_job_runs_the_stage_streams_its_log_and_logs_the_artifact(clust
     assert status.returncode == 0 and re.search(rf"{job_id} .*nano3-data_prep_rl .*localhost .*COMPLETED", status.stdout)
     logs = run_cli("jobs", "logs", job_id, "--job-dir", str(cluster / "jobs"), cwd=cluster)
     assert "logged nano3-rl-data-tiny:v1" in logs.stdout
+
+
+def test_the_profiles_setup_lines_and_environment_reach_the_job(cluster):
+    done = run_cli("nano3", "data", "prep", "rl", "--run", "configured", cwd=cluster, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "setup line ran on" in done.stdout
+    assert record(cluster, "nano3-rl-data-tiny")["path"].startswith(str(cluster / "profile-data"))
 
 
 def test_batch_returns_the_job_id_at_once(cluster):
