@@ -1,7 +1,8 @@
 """The TRL backend: GRPO with ``trl.GRPOTrainer`` on a Hugging Face policy.
 
 Entry point of the RL process: ``python -m nemotron.rl.trl_grpo JOB.json``, started by the
-stage step (directly on one machine, through accelerate/torchrun on several GPUs). The job
+stage step (directly on one machine, through accelerate on several GPUs, or one per task of a
+SLURM job through srun, the rank taken from SLURM's variables). The job
 names the policy directory (the exported SFT model), the split JSONL, the rewards (Hydra
 ``_target_`` specs) and the GRPO settings. Writes the trained policy to ``<run_dir>/policy``,
 one metrics line per step (mean reward, reward per function, KL, loss) to ``metrics.jsonl``,
@@ -76,13 +77,15 @@ def train(job: dict[str, Any]) -> dict[str, Any]:
     _one_line_per_step(trainer, int(rl["steps"]))
     trainer.train()
     policy = run_dir / "policy"
-    trainer.save_model(str(policy))
+    trainer.save_model(str(policy))  # collective: every rank takes part, the main one writes
+    if not trainer.is_world_process_zero():
+        return {}
     tokenizer.save_pretrained(str(policy))
     records = _metrics(trainer.state.log_history, [f.__name__ for f in functions])
     (run_dir / METRICS_FILE).write_text("".join(json.dumps(r) + "\n" for r in records))
     last = records[-1] if records else {}
     result = {"step": int(trainer.state.global_step), "final_reward": last.get("reward"), "final_kl": last.get("kl"),
-              "final_loss": last.get("loss"), "policy": str(policy),
+              "final_loss": last.get("loss"), "policy": str(policy), "processes": trainer.accelerator.num_processes,
               "plot": str(plot_loss(run_dir, REWARD_SERIES, "reward.png", "value"))}
     (run_dir / RESULT_FILE).write_text(json.dumps(result, indent=1))
     return result
@@ -94,7 +97,7 @@ def _one_line_per_step(trainer, steps: int) -> None:
 
     class StepLine(TrainerCallback):
         def on_log(self, args, state, control, logs=None, **kwargs):
-            if logs and "reward" in logs:
+            if logs and "reward" in logs and state.is_world_process_zero:
                 print(f"grpo step {state.global_step}/{steps}: reward {logs['reward']:.4f}  "
                       f"kl {logs.get('kl', 0.0):.5f}  loss {logs.get('loss', 0.0):.4f}", flush=True)
 
@@ -119,8 +122,12 @@ def _metrics(history: list[dict[str, Any]], reward_names: list[str]) -> list[dic
 
 
 def main(argv: list[str]) -> int:
-    from nemo_runspec.errors import run_job_file
+    import os
 
+    from nemo_runspec.errors import run_job_file
+    from nemo_runspec.slurm.rendezvous import torch_env
+
+    os.environ.update(torch_env())  # an srun task: accelerate reads RANK/WORLD_SIZE/LOCAL_RANK
     warnings.filterwarnings("ignore", category=UserWarning)
     return run_job_file(argv, train)
 

@@ -28,14 +28,20 @@ def output_dir(root: str | Path, name: str, identity: Any) -> tuple[Path, str]:
 
 
 def already_logged(cls: type[A], name: str, directory: Path, digest: str, marker: str) -> A | None:
-    """The latest version of ``name`` if it was made into ``directory`` with this fingerprint
-    and ``directory/marker`` still exists; None otherwise."""
+    """The newest version of ``name`` that was made into ``directory`` with this fingerprint,
+    if ``directory/marker`` still exists; None otherwise.
+
+    Every version is looked at, not only the latest: a run that an older version already holds
+    must not run again into that version's directory (it would rewrite published files)."""
+    tracking = current_tracking()
     try:
-        record = current_tracking().resolve(f"{name}:latest")
+        latest = tracking.resolve(f"{name}:latest")
     except ArtifactNotFoundError:
         return None
-    if record.metadata.get("fingerprint") != digest or not (directory / marker).exists():
+    if not (directory / marker).exists():
         return None
-    if not str(record.path).startswith(str(directory)):
-        return None
-    return cls.from_record(record)
+    for version in range(latest.version, 0, -1):
+        record = latest if version == latest.version else tracking.resolve(f"{name}:v{version}")
+        if record.metadata.get("fingerprint") == digest and str(record.path).startswith(str(directory)):
+            return cls.from_record(record)
+    return None

@@ -18,10 +18,11 @@ from typing import Any
 from nemo_runspec.artifacts import log_artifact, setup_artifact_tracking
 from nemo_runspec.errors import ConfigError
 from nemo_runspec.hydra_app import to_plain
+from nemo_runspec.slurm.rendezvous import allocation_tasks
 from nemotron.kit.artifacts import ModelArtifact
 from nemotron.rl.trl_grpo import RESULT_FILE
 from nemotron.stages import outputs
-from nemotron.stages.training import TrainingFailed, typed_input
+from nemotron.stages.training import TrainingFailed, srun_command, typed_input
 
 BACKENDS = ("trl", "nemo_rl")
 
@@ -57,7 +58,7 @@ def train_rl(cfg: Any, *, show_progress: bool = True) -> ModelArtifact:
     artifact = ModelArtifact(
         path=Path(result["policy"]), stage="rl", step=result["step"], format="hf",
         final_loss=result.get("final_loss"), parent_model=parent.uri, training_data=data.uri,
-        metadata={"run_dir": str(directory), "fingerprint": digest, "backend": rl["backend"], "final_reward": result.get("final_reward"),
+        metadata={"run_dir": str(directory), "fingerprint": digest, "backend": rl["backend"], "processes": result.get("processes", 1), "final_reward": result.get("final_reward"),
                   "final_kl": result.get("final_kl"), "metrics": str(directory / "metrics.jsonl"),
                   "reward_plot": result.get("plot"), "architecture": parent.metadata.get("architecture"),
                   "tokenizer_sha256": parent.metadata.get("tokenizer_sha256"), "config": config},
@@ -81,12 +82,14 @@ def _initial_policy(parent, directory: Path) -> Path:
 
 def _run_trl(job: dict[str, Any], directory: Path, nproc: int) -> dict[str, Any]:
     entry = ["-m", "nemotron.rl.trl_grpo", str(directory / "job.json")]
-    if nproc > 1:
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
+    if allocation_tasks() > 1:
+        command = srun_command(entry, env)
+    elif nproc > 1:
         command = [sys.executable, "-m", "accelerate.commands.launch", f"--num_processes={nproc}", *entry]
     else:
         command = [sys.executable, *entry]
     (directory / RESULT_FILE).unlink(missing_ok=True)
-    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
     status = subprocess.run(command, env=env).returncode
     if status != 0 or not (directory / RESULT_FILE).is_file():
         raise TrainingFailed(f"GRPO exited with status {status} (run directory {directory})",

@@ -38,13 +38,8 @@ def run_training_job(job: dict[str, Any], run_dir: Path, nproc: int) -> dict[str
     result_file.unlink(missing_ok=True)
     entry = ["-m", "nemotron.train.launch", str(job_file)]
     env = dict(os.environ)
-    if allocation_tasks() > 1:  # inside a SLURM job with several tasks: one process per task
-        # No --unbuffered: it gives each task a pseudo-terminal, and rich would redraw its live
-        # progress bar into the job's log file.
-        command = ["srun", "--kill-on-bad-exit=1", *srun_args(),
-                   sys.executable, *entry]
-        env.update(MASTER_ADDR=first_node(), MASTER_PORT=str(free_port("0.0.0.0")))
-        env.setdefault("OMP_NUM_THREADS", "1")
+    if allocation_tasks() > 1:
+        command = srun_command(entry, env)
     elif nproc > 1:
         command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", *entry]
         env.setdefault("OMP_NUM_THREADS", "1")
@@ -57,6 +52,16 @@ def run_training_job(job: dict[str, Any], run_dir: Path, nproc: int) -> dict[str
                              hint="the lines above are the training processes' own errors; a rerun resumes "
                                   "from the last complete checkpoint")
     return json.loads(result_file.read_text())
+
+
+def srun_command(entry: list[str], env: dict[str, str]) -> list[str]:
+    """Inside a SLURM job with several tasks: one process per task, through srun; ``env`` gets
+    the rendezvous (each task reads its rank from SLURM's variables)."""
+    env.update(MASTER_ADDR=first_node(), MASTER_PORT=str(free_port("0.0.0.0")))
+    env.setdefault("OMP_NUM_THREADS", "1")
+    # No --unbuffered: it gives each task a pseudo-terminal, and rich would redraw its live
+    # progress bar into the job's log file.
+    return ["srun", "--kill-on-bad-exit=1", *srun_args(), sys.executable, *entry]
 
 
 def typed_input(tracking, key: str, ref: str, type_name: str, step: str, what: str):
@@ -165,6 +170,8 @@ def log_model(tracking, config: dict[str, Any], stage: str, result: dict[str, An
             "run_dir": str(directory),
             "fingerprint": digest,
             "val_loss": result.get("val_loss"),
+            "processes": result.get("processes"),
+            "data_parallel": result.get("data_parallel"),
             "metrics": str(directory / "metrics.jsonl"),
             "loss_plot": result.get("plot"),
             "vocab_size": config["data"]["vocab_size"],

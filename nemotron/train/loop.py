@@ -108,7 +108,8 @@ def train(job: Mapping[str, Any], batches_for: Callable[[Any, distributed.Topolo
 
     final = ckpt.find_latest(run_dir / "checkpoints")
     result = {"step": state.step, "final_loss": last_loss,
-              "val_loss": val_loss, "tokens_seen": state.tokens_seen, "checkpoint": str(final)}
+              "val_loss": val_loss, "tokens_seen": state.tokens_seen, "checkpoint": str(final),
+              "processes": topo.world_size, "tensor_parallel": topo.tp_size, "data_parallel": topo.dp_size}
     if metrics:
         metrics.close()
         if result["final_loss"] is None:  # resumed at the last step: the loss is in the metrics file

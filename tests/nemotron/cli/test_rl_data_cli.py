@@ -47,6 +47,13 @@ def test_rl_prep_logs_a_typed_artifact_whose_train_path_resolves(isolated):
     assert again.returncode == 0 and "already holds this output" in again.stdout
     assert not (isolated / "artifacts" / "nano3-rl-data-tiny" / "versions" / "v2.json").exists()
 
+    # An older version holds the first output: going back to its settings logs nothing new.
+    other = run_cli("nano3", "data", "prep", "rl", "data_prep.seed=5", cwd=isolated)
+    assert other.returncode == 0 and "logged nano3-rl-data-tiny:v2" in other.stdout, other.stderr
+    back = run_cli("nano3", "data", "prep", "rl", cwd=isolated)
+    assert back.returncode == 0 and "nano3-rl-data-tiny:v1 already holds this output" in back.stdout, back.stdout
+    assert not (isolated / "artifacts" / "nano3-rl-data-tiny" / "versions" / "v3.json").exists()
+
 
 def test_counts_on_the_command_line_and_an_artifact_as_input(isolated):
     done = run_cli("super3", "data", "prep", "rl", "data_prep.splits={val: 20, test: 10}", cwd=isolated)

@@ -220,15 +220,17 @@ def test_a_failed_pipe_step_cancels_the_steps_after_it(cluster):
 
 
 def test_multi_task_jobs_start_one_training_process_per_task_through_srun(cluster):
-    done = run_cli("nano3", "pipe", "--run", "two-tasks", "--to", "pretrain", "pretrain:train.steps=2",
-                   "pretrain:train.checkpoint_interval=0", "pretrain:train.tensor_parallel=2", cwd=cluster, timeout=600)
+    done = run_cli("nano3", "pipe", "--run", "two-tasks", "pretrain:train.steps=2", "pretrain:train.checkpoint_interval=0",
+                   "pretrain:train.tensor_parallel=2", "sft:train.steps=2", "sft:train.checkpoint_interval=0",
+                   "sft:train.global_batch_size=8", "rl:rl.steps=2", cwd=cluster, timeout=900)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    model = record(cluster, "nano3-pretrain-model-tiny")
-    run_dir = Path(model["metadata"]["run_dir"])
-    assert model["metadata"]["config"]["train"]["tensor_parallel"] == 2
-    shards = {path.name for path in (Path(model["path"]) / "model").glob("*.distcp")}
+    pretrained = record(cluster, "nano3-pretrain-model-tiny")
+    assert (pretrained["metadata"]["processes"], pretrained["metadata"]["config"]["train"]["tensor_parallel"]) == (2, 2)
+    shards = {path.name for path in (Path(pretrained["path"]) / "model").glob("*.distcp")}
     assert {"__0_0.distcp", "__1_0.distcp"} <= shards, shards  # ranks 0 and 1 each wrote their part
-    log = (cluster / "jobs" / re.findall(r"submitted job (\d+)", done.stdout)[1]).glob("*_log.out")
-    text = next(log).read_text()
+    tuned = record(cluster, "nano3-sft-model-tiny")
+    assert (tuned["metadata"]["processes"], tuned["metadata"]["data_parallel"]) == (2, 2)
+    assert record(cluster, "nano3-rl-model-tiny")["metadata"]["processes"] == 2  # accelerate under srun
+    pretrain_job = re.findall(r"submitted job (\d+)", done.stdout)[1]
+    text = next((cluster / "jobs" / pretrain_job).glob("*_log.out")).read_text()
     assert "logged nano3-pretrain-model-tiny:v1" in text and "\x1b[?25l" not in text  # no live redraws in the log
-    assert run_dir.is_dir()
