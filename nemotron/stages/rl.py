@@ -58,7 +58,8 @@ def train_rl(cfg: Any, *, show_progress: bool = True) -> ModelArtifact:
     artifact = ModelArtifact(
         path=Path(result["policy"]), stage="rl", step=result["step"], format="hf",
         final_loss=result.get("final_loss"), parent_model=parent.uri, training_data=data.uri,
-        metadata={"run_dir": str(directory), "fingerprint": digest, "backend": rl["backend"], "processes": result.get("processes", 1), "final_reward": result.get("final_reward"),
+        metadata={"run_dir": str(directory), "fingerprint": digest, "backend": rl["backend"],
+                  "processes": result.get("processes", 1), "final_reward": result.get("final_reward"),
                   "final_kl": result.get("final_kl"), "metrics": str(directory / "metrics.jsonl"),
                   "reward_plot": result.get("plot"), "architecture": parent.metadata.get("architecture"),
                   "tokenizer_sha256": parent.metadata.get("tokenizer_sha256"), "config": config},

@@ -59,9 +59,12 @@ def srun_command(entry: list[str], env: dict[str, str]) -> list[str]:
     the rendezvous (each task reads its rank from SLURM's variables)."""
     env.update(MASTER_ADDR=first_node(), MASTER_PORT=str(free_port("0.0.0.0")))
     env.setdefault("OMP_NUM_THREADS", "1")
+    container = srun_args()
+    # In a container the interpreter is the image's, not this one's path on the node.
+    python = "python" if container else sys.executable
     # No --unbuffered: it gives each task a pseudo-terminal, and rich would redraw its live
     # progress bar into the job's log file.
-    return ["srun", "--kill-on-bad-exit=1", *srun_args(), sys.executable, *entry]
+    return ["srun", "--kill-on-bad-exit=1", *container, python, *entry]
 
 
 def typed_input(tracking, key: str, ref: str, type_name: str, step: str, what: str):

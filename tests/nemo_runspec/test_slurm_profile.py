@@ -172,3 +172,4 @@ def test_the_example_env_file_is_valid_and_its_images_are_built_here(monkeypatch
     assert images == {"gpu", "rl", "cpu"}
     for image in images:
         assert (REPO / "docker" / f"{image}.Dockerfile").is_file()
+
