@@ -72,6 +72,12 @@ def compose(recipe: Recipe, overrides: list[str]) -> Any:
         GlobalHydra.instance().clear()
 
 
+def compose_jobs(recipe: Recipe, overrides: list[str]) -> list[Any]:
+    """Every job's composed config, one per combination of swept values; a bad override fails
+    here, in one line, before anything runs or is submitted."""
+    return [compose(recipe, job) for job in expand_sweeps(overrides)]
+
+
 def to_plain(cfg: Any) -> dict[str, Any]:
     """The config as plain data with every interpolation, ``${art:...}`` included, resolved.
 
@@ -113,19 +119,18 @@ def run(
     *,
     multirun: bool = False,
     debug: bool = False,
+    composed: list[Any] | None = None,
 ) -> list[Any]:
     """Run ``task(cfg)`` once, or once per sweep job with ``multirun``, through ``hydra.main``.
 
+    ``composed``: what :func:`compose_jobs` returned for these overrides, when the caller has it.
     Returns what each job returned. A job that fails with a NemotronError prints one line and
     exits non-zero (``debug`` keeps the traceback).
     """
     import hydra
 
-    jobs = expand_sweeps(overrides)
-    if len(jobs) > 1 and not multirun:
-        raise ConfigError("a sweep override (a=1,2) needs -m/--multirun", hint="add -m to run one job per value")
-    for job in jobs:
-        compose(recipe, job)  # fail early, in one line, before Hydra starts a run
+    jobs = composed if composed is not None else compose_jobs(recipe, overrides)  # fail early, in one line
+    require_multirun(len(jobs), multirun)
     results: list[Any] = []
 
     def job_main(cfg: Any) -> None:
@@ -150,6 +155,11 @@ def run(
         if debug and saved_full_error is None:
             os.environ.pop("HYDRA_FULL_ERROR", None)
     return results
+
+
+def require_multirun(jobs: int, multirun: bool) -> None:
+    if jobs > 1 and not multirun:
+        raise ConfigError("a sweep override (a=1,2) needs -m/--multirun", hint="add -m to run one job per value")
 
 
 def _first_line(err: BaseException) -> str:

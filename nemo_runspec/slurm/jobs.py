@@ -50,11 +50,15 @@ class JobState:
         return self.state in FINAL_STATES
 
 
+def no_client(command: str) -> SlurmError:
+    return SlurmError(f"{command} not found: this machine has no SLURM client",
+                      hint="run on a login node of the cluster, or start the local one: scripts/slurm-cluster.sh start")
+
+
 def slurm_command(*args: str, check: bool = True) -> str:
     """Run one of SLURM's commands; its stdout, or a one-line SlurmError."""
     if shutil.which(args[0]) is None:
-        raise SlurmError(f"{args[0]} not found: this machine has no SLURM client",
-                         hint="run on a login node of the cluster, or start the local one: scripts/slurm-cluster.sh start")
+        raise no_client(args[0])
     done = subprocess.run(args, capture_output=True, text=True)
     if check and done.returncode != 0:
         message = (done.stderr.strip() or done.stdout.strip() or f"exit status {done.returncode}").splitlines()[0]

@@ -83,7 +83,7 @@ class Profile(BaseModel):
 
     def resolved_job_dir(self) -> Path:
         default = Path(os.environ.get("NEMOTRON_RUNS_ROOT", "runs")) / "slurm"
-        return Path(self.job_dir).expanduser() if self.job_dir else default.absolute()
+        return (Path(self.job_dir).expanduser() if self.job_dir else default).absolute()
 
     def srun_args(self) -> list[str]:
         """What every training ``srun`` adds: pyxis' container flags."""

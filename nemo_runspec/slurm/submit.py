@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from nemo_runspec.errors import NemotronError
+from nemo_runspec.slurm.jobs import no_client
 from nemo_runspec.slurm.profile import Profile
 from nemo_runspec.slurm.rendezvous import SRUN_ARGS_VAR
 
@@ -70,7 +71,7 @@ def submit_array(profile: Profile, argvs: list[list[str]], name: str, *, after: 
 
     job_dir = profile.resolved_job_dir()
     executor = submitit.SlurmExecutor(folder=job_dir / "%j", python=profile.python)
-    executor.update_parameters(**_sbatch_parameters(profile, name, after))
+    executor.update_parameters(**sbatch_parameters(profile, name, after))
     env = {**profile.env, SRUN_ARGS_VAR: json.dumps(profile.srun_args()), IN_JOB_VAR: "1"}
     commands = [CommandJob(list(argv), str(Path.cwd()), env) for argv in argvs]
     try:
@@ -84,10 +85,7 @@ def submit_array(profile: Profile, argvs: list[list[str]], name: str, *, after: 
         raise NemotronError(f"sbatch refused job {name!r}: {message[-1] if message else err}",
                             hint=f"check profile {profile.name!r} in env.toml (partition, account, time, resources)") from None
     except FileNotFoundError:
-        from nemo_runspec.slurm.jobs import SlurmError
-
-        raise SlurmError("sbatch not found: this machine has no SLURM client",
-                         hint="run on a login node of the cluster, or start the local one: scripts/slurm-cluster.sh start") from None
+        raise no_client("sbatch") from None
     submitted = [SubmittedJob(job_id=str(job.job_id), name=name, profile=profile.name, argv=list(argv),
                               cwd=str(Path.cwd()), log=str(job.paths.stdout), submitted_at=time.time(),
                               dependency=",".join(after) or None) for job, argv in zip(jobs, argvs)]
@@ -96,12 +94,8 @@ def submit_array(profile: Profile, argvs: list[list[str]], name: str, *, after: 
     return submitted
 
 
-def sbatch_parameters(profile: Profile, name: str) -> dict:
-    """The profile as submitit's SlurmExecutor parameters (also used for sweeps)."""
-    return _sbatch_parameters(profile, name, ())
-
-
-def _sbatch_parameters(profile: Profile, name: str, after: list[str]) -> dict:
+def sbatch_parameters(profile: Profile, name: str, after: list[str] = ()) -> dict:
+    """The profile as submitit's SlurmExecutor parameters; ``after``: afterok dependencies."""
     extra: dict = dict(profile.sbatch)
     in_container = bool(profile.container_image) and profile.tasks == 1
     if after:

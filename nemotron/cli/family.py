@@ -41,11 +41,12 @@ def family_app(family: str) -> typer.Typer:
         """Raw text -> Megatron bin/idx shards + blend.json (PretrainBlendsArtifact).
 
         With --num-shards N and a SLURM profile: an array of N slice jobs, then a finalize job."""
+        from nemo_runspec.hydra_app import compose
         from nemotron.recipes import recipe
         from nemotron.stages.slurm import placement, submit_slices
 
         whole = num_shards and shard_index is None and not (finalize or multirun or cfg or dry_run)
-        if whole and (where := placement(run, batch, recipe(family, "data_prep_pretrain"), list(ctx.args))):
+        if whole and (where := placement(run, batch, compose(recipe(family, "data_prep_pretrain"), list(ctx.args)))):
             jobs = submit_slices(where, family, num_shards, list(ctx.args), _debug(ctx))
             if not where.wait:
                 typer.echo(" ".join(job.job_id for job in jobs))
@@ -199,11 +200,12 @@ def run_recipe(ctx: typer.Context, family: str, recipe_name: str, task: str, *, 
         for text in hydra_app.dry_run(source, overrides):
             typer.echo(text)
         return
-    if (where := placement(run, batch, source, overrides)) is not None:
-        return submit_recipe(where, family, recipe_name, task, overrides, multirun, _debug(ctx))
+    composed = hydra_app.compose_jobs(source, overrides)
+    if (where := placement(run, batch, composed[0])) is not None:
+        return submit_recipe(where, family, recipe_name, task, overrides, composed, multirun, _debug(ctx))
     module, function = task.split(":")
     hydra_app.run(source, overrides, getattr(importlib.import_module(module), function),
-                  multirun=multirun, debug=_debug(ctx))
+                  multirun=multirun, debug=_debug(ctx), composed=composed)
 
 
 def _debug(ctx: typer.Context) -> bool:

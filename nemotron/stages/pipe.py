@@ -144,11 +144,12 @@ def pipe_here_or_on_slurm(family: str, overrides: list[str], *, run: str | None 
                           until: str | None = None, debug: bool = False) -> PipeOutcome:
     """The pipe in this process, or as chained SLURM jobs under a profile (``--run``: wait)."""
     from nemo_runspec.artifacts import current_tracking, setup_artifact_tracking
+    from nemo_runspec.hydra_app import compose
     from nemotron.recipes import recipe
     from nemotron.stages.slurm import placement
 
     first = STEPS[0].recipe
-    where = placement(run, batch, recipe(family, first), route_overrides(overrides)[first])
+    where = placement(run, batch, compose(recipe(family, first), route_overrides(overrides)[first]))
     if where is None:
         final = run_pipe(family, overrides, until=until)
         return PipeOutcome(current_tracking(), f"{final.name}:v{final.version}")

@@ -25,8 +25,9 @@ class Placement:
     wait: bool
 
 
-def placement(run: str | None, batch: str | None, recipe=None, overrides: list[str] = ()) -> Placement | None:
-    """Where the command's work goes: None to run here; a Placement to submit it."""
+def placement(run: str | None, batch: str | None, cfg=None) -> Placement | None:
+    """Where the command's work goes: None to run here; a Placement to submit it. ``cfg``: the
+    command's composed config, whose ``launcher`` group applies when neither option is given."""
     from nemo_runspec.slurm.profile import load_profile
 
     if os.environ.get(IN_JOB_VAR):
@@ -35,7 +36,7 @@ def placement(run: str | None, batch: str | None, recipe=None, overrides: list[s
         raise ConfigError("--run and --batch exclude each other", hint="--run waits for the job, --batch returns its id")
     if run or batch:
         name, wait = run or batch, bool(run)
-    elif recipe is not None and (configured := _configured_launcher(recipe, overrides)) is not None:
+    elif cfg is not None and (configured := _configured_launcher(cfg)) is not None:
         name, wait = configured
     else:
         return None
@@ -43,12 +44,10 @@ def placement(run: str | None, batch: str | None, recipe=None, overrides: list[s
     return Placement(profile, wait) if profile.is_slurm else None
 
 
-def _configured_launcher(recipe, overrides: list[str]) -> tuple[str, bool] | None:
+def _configured_launcher(cfg) -> tuple[str, bool] | None:
     from omegaconf import OmegaConf
 
-    from nemo_runspec.hydra_app import compose, expand_sweeps
-
-    launcher = OmegaConf.select(compose(recipe, expand_sweeps(overrides)[0]), "launcher")
+    launcher = OmegaConf.select(cfg, "launcher")
     if launcher is None or launcher.get("executor") != "slurm":
         return None
     if OmegaConf.is_missing(launcher, "profile"):
@@ -68,17 +67,15 @@ def job_argv(profile: Profile, family: str, command: tuple[str, ...], overrides:
 
 
 def submit_recipe(where: Placement, family: str, recipe_name: str, task: str, overrides: list[str],
-                  multirun: bool, debug: bool) -> None:
-    """One job, or with -m one array job through Hydra's submitit launcher."""
+                  composed: list, multirun: bool, debug: bool) -> None:
+    """One job, or with -m one array job through Hydra's submitit launcher. ``composed``: every
+    job's config (:func:`nemo_runspec.hydra_app.compose_jobs`), so a bad override never queues."""
     from nemo_runspec import hydra_app
     from nemo_runspec.slurm.launch import hydra_value, run_or_batch, sweep_overrides
     from nemotron.recipes import recipe
     from nemotron.stages.pipe import command_of
 
     source, name, profile = recipe(family, recipe_name), f"{family}-{recipe_name}", where.profile
-    jobs = hydra_app.expand_sweeps(overrides)
-    for job in jobs:
-        hydra_app.compose(source, job)  # a bad override fails here, not in the queue
     if multirun:
         if not where.wait:
             raise ConfigError("-m with --batch is not supported: Hydra's launcher waits for the sweep",
@@ -88,21 +85,17 @@ def submit_recipe(where: Placement, family: str, recipe_name: str, task: str, ov
         hydra_app.run(source, [*overrides, *recorded, *sweep_overrides(profile, name)],
                       getattr(importlib.import_module(module), function), multirun=True, debug=debug)
         return
-    if len(jobs) > 1:
-        raise ConfigError("a sweep override (a=1,2) needs -m/--multirun", hint="add -m to run one job per value")
+    hydra_app.require_multirun(len(composed), multirun)
     run_or_batch(profile, job_argv(profile, family, command_of(recipe_name), overrides, debug), name, wait=where.wait)
 
 
 def submit_slices(where: Placement, family: str, count: int, overrides: list[str], debug: bool) -> list:
     """Stage-0 prep on many nodes: ``count`` slice jobs as one array, then ``--finalize`` after
-    all of them; with ``wait``, follows them in turn."""
-    from nemo_runspec.hydra_app import compose
+    all of them; with ``wait``, follows them in turn. The caller has composed the overrides."""
     from nemo_runspec.slurm.launch import announce, wait_in_order
     from nemo_runspec.slurm.submit import submit, submit_array
-    from nemotron.recipes import recipe
 
     profile, name = where.profile, f"{family}-data_prep_pretrain"
-    compose(recipe(family, "data_prep_pretrain"), overrides)
     command = ("data", "prep", "pretrain", "--num-shards", str(count))
     slices = submit_array(profile, [job_argv(profile, family, (*command, "--shard-index", str(index)), overrides, debug)
                                     for index in range(count)], name)

@@ -118,9 +118,7 @@ def test_submitit_renders_the_parameters_into_a_batch_script(env_file, tmp_path)
 
 
 def test_dependent_jobs_are_cancelled_when_a_dependency_fails(env_file):
-    from nemo_runspec.slurm.submit import _sbatch_parameters
-
-    extra = _sbatch_parameters(load_profile("base"), "x", ["12", "13"])["additional_parameters"]
+    extra = sbatch_parameters(load_profile("base"), "x", ["12", "13"])["additional_parameters"]
     assert extra == {"dependency": "afterok:12:13", "kill-on-invalid-dep": "yes"}
 
 

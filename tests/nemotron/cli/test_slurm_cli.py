@@ -65,6 +65,17 @@ def submitted_id(stdout: str) -> str:
     return re.search(r"submitted job (\d+)", stdout)[1]
 
 
+def follow_a_sleeping_job(work: Path) -> tuple[subprocess.Popen, str]:
+    """``--run sleepy`` in the background (its setup sleeps), once its job is recorded."""
+    waiting = subprocess.Popen([sys.executable, "-m", "nemotron.cli.app", "nano3", "data", "prep", "rl", "--run",
+                                "sleepy"], cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    records = work / "jobs" / "jobs"
+    deadline = time.time() + 60
+    while not list(records.glob("*.json")) and time.time() < deadline:
+        time.sleep(0.2)
+    return waiting, next(records.glob("*.json")).stem
+
+
 def test_a_single_job_runs_the_stage_streams_its_log_and_logs_the_artifact(cluster):
     done = run_cli("nano3", "data", "prep", "rl", "--run", "localhost", cwd=cluster, timeout=300)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -119,13 +130,8 @@ def test_a_failing_job_reports_its_exit_code_and_the_tail_of_its_log(cluster):
 
 
 def test_a_cancelled_job_is_reported_as_cancelled_not_waited_on(cluster):
-    waiting = subprocess.Popen([sys.executable, "-m", "nemotron.cli.app", "nano3", "data", "prep", "rl", "--run",
-                                "sleepy"], cwd=cluster, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    records = cluster / "jobs" / "jobs"
+    waiting, job_id = follow_a_sleeping_job(cluster)
     deadline = time.time() + 60
-    while not list(records.glob("*.json")) and time.time() < deadline:
-        time.sleep(0.2)
-    job_id = next(records.glob("*.json")).stem
     while "RUNNING" not in run_cli("jobs", "status", job_id, cwd=cluster).stdout and time.time() < deadline:
         time.sleep(0.5)
     cancelled = run_cli("jobs", "cancel", job_id, cwd=cluster)
@@ -142,13 +148,7 @@ def test_a_cancelled_job_is_reported_as_cancelled_not_waited_on(cluster):
 def test_ctrl_c_stops_following_but_not_the_job(cluster):
     import signal
 
-    waiting = subprocess.Popen([sys.executable, "-m", "nemotron.cli.app", "nano3", "data", "prep", "rl", "--run",
-                                "sleepy"], cwd=cluster, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    records = cluster / "jobs" / "jobs"
-    deadline = time.time() + 60
-    while not list(records.glob("*.json")) and time.time() < deadline:
-        time.sleep(0.2)
-    job_id = next(records.glob("*.json")).stem
+    waiting, job_id = follow_a_sleeping_job(cluster)
     time.sleep(1.0)
     waiting.send_signal(signal.SIGINT)
     _, stderr = waiting.communicate(timeout=30)
