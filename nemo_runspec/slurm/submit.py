@@ -10,6 +10,8 @@ one-task job runs its driver in the container; a multi-task job's driver runs on
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import subprocess
@@ -74,24 +76,40 @@ def submit_array(profile: Profile, argvs: list[list[str]], name: str, *, after: 
     executor.update_parameters(**sbatch_parameters(profile, name, after))
     env = {**profile.env, SRUN_ARGS_VAR: json.dumps(profile.srun_args()), IN_JOB_VAR: "1"}
     commands = [CommandJob(list(argv), str(Path.cwd()), env) for argv in argvs]
-    try:
+    check_accepted(profile, name, after)
+    # submitit prints sbatch's stderr itself; check_accepted already said it in one line.
+    with contextlib.redirect_stderr(io.StringIO()):
         if len(commands) == 1:
             jobs = [executor.submit(commands[0])]
         else:
             with executor.batch():
                 jobs = [executor.submit(command) for command in commands]
-    except subprocess.CalledProcessError as err:
-        message = (err.stderr or err.output or b"").decode(errors="replace").strip().splitlines()
-        raise NemotronError(f"sbatch refused job {name!r}: {message[-1] if message else err}",
-                            hint=f"check profile {profile.name!r} in env.toml (partition, account, time, resources)") from None
-    except FileNotFoundError:
-        raise no_client("sbatch") from None
     submitted = [SubmittedJob(job_id=str(job.job_id), name=name, profile=profile.name, argv=list(argv),
                               cwd=str(Path.cwd()), log=str(job.paths.stdout), submitted_at=time.time(),
                               dependency=",".join(after) or None) for job, argv in zip(jobs, argvs)]
     for job in submitted:
         _write_record(job_dir, job)
     return submitted
+
+
+def check_accepted(profile: Profile, name: str, after: list[str] = ()) -> None:
+    """``sbatch --test-only`` of the same request: one that SLURM refuses (unknown partition,
+    impossible resources, no controller) fails here, before submitit writes into the job folder."""
+    import tempfile
+
+    from submitit.slurm.slurm import _make_sbatch_string
+
+    with tempfile.TemporaryDirectory() as scratch:
+        script = Path(scratch) / "check.sh"
+        script.write_text(_make_sbatch_string(command="true", folder=scratch, **sbatch_parameters(profile, name, after)))
+        try:
+            checked = subprocess.run(["sbatch", "--test-only", str(script)], capture_output=True, text=True)
+        except FileNotFoundError:
+            raise no_client("sbatch") from None
+    if checked.returncode != 0:
+        lines = checked.stderr.strip().splitlines() or [f"exit status {checked.returncode}"]
+        raise NemotronError(f"sbatch refused job {name!r}: {lines[-1].removeprefix('sbatch: error: ')}",
+                            hint=f"check profile {profile.name!r} in env.toml (partition, account, time, resources)")
 
 
 def sbatch_parameters(profile: Profile, name: str, after: list[str] = ()) -> dict:

@@ -72,6 +72,7 @@ def submit_recipe(where: Placement, family: str, recipe_name: str, task: str, ov
     job's config (:func:`nemo_runspec.hydra_app.compose_jobs`), so a bad override never queues."""
     from nemo_runspec import hydra_app
     from nemo_runspec.slurm.launch import hydra_value, run_or_batch, sweep_overrides
+    from nemo_runspec.slurm.submit import check_accepted
     from nemotron.recipes import recipe
     from nemotron.stages.pipe import command_of
 
@@ -80,6 +81,7 @@ def submit_recipe(where: Placement, family: str, recipe_name: str, task: str, ov
         if not where.wait:
             raise ConfigError("-m with --batch is not supported: Hydra's launcher waits for the sweep",
                               hint=f"use -m --run {profile.name}, or submit each value with --batch")
+        check_accepted(profile, name)  # Hydra's launcher would report a refusal as a traceback
         module, function = task.split(":")
         recorded = ["launcher=slurm", f"launcher.profile={hydra_value(profile.name)}"]
         hydra_app.run(source, [*overrides, *recorded, *sweep_overrides(profile, name)],

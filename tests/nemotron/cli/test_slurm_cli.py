@@ -33,6 +33,10 @@ extends = "localhost"
 setup = ["echo setup line ran on $(hostname)"]
 env = {{ NEMOTRON_DATA_ROOT = "{isolated / 'profile-data'}" }}
 
+[nowhere]
+extends = "localhost"
+partition = "no-such-partition"
+
 [sleepy]
 extends = "localhost"
 setup = ["sleep 300"]
@@ -115,6 +119,15 @@ def test_the_launcher_config_group_submits_like_run(cluster):
                    cwd=cluster, timeout=300)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "submitted job" in done.stdout and "logged nano3-rl-data-tiny:v1" in done.stdout
+
+
+def test_a_request_slurm_refuses_is_one_line_and_writes_nothing(cluster):
+    done = run_cli("nano3", "data", "prep", "rl", "--run", "nowhere", cwd=cluster, timeout=60)
+    assert done.returncode == 1
+    error = done.stderr.strip().splitlines()
+    assert len(error) == 2 and error[0].startswith("error: sbatch refused job 'nano3-data_prep_rl': "), error
+    assert "partition" in error[0].lower() and error[1].startswith("hint: check profile 'nowhere'")
+    assert not [path for path in (cluster / "jobs").rglob("*") if path.is_file()]
 
 
 def test_a_failing_job_reports_its_exit_code_and_the_tail_of_its_log(cluster):
