@@ -64,12 +64,17 @@ def offline_runs(root: Path) -> list[Path]:
 
 
 def logged_artifacts(root: Path) -> dict[str, list]:
-    """name -> the artifact records of every offline run under root, in logging order."""
+    """name -> the artifact records of every offline run under root, in registry version order.
+
+    Each log is its own offline run, and runs started within one second sort by their random id,
+    so the order comes from the version our metadata records, not from the run directories."""
     found: dict[str, list] = {}
     for path in offline_runs(root):
         for record in wandb_records(path):
             if record.WhichOneof("record_type") == "artifact":
                 found.setdefault(record.artifact.name, []).append(record.artifact)
+    for logged in found.values():
+        logged.sort(key=lambda artifact: json.loads(artifact.metadata)["nemotron"]["version"])
     return found
 
 
