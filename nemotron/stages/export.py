@@ -33,6 +33,8 @@ from nemotron.stages.training import free_port
 FORMATS = ("hf",)
 # Copied from the tokenizer's directory when present (tokenizer_config.json is rewritten).
 _TOKENIZER_FILES = ("tokenizer.json", "special_tokens_map.json")
+# Tokens that close a turn in common chat templates: generation of a chat model stops at them too.
+_TURN_ENDS = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>")
 
 
 class ExportFailed(NemotronError):
@@ -101,7 +103,9 @@ def export_to_directory(record, out: Path, *, tokenizer: str | None = None, trac
     if vocab_size != loaded.vocab_size:
         raise ConfigError(f"tokenizer {loaded.info.path} has {loaded.vocab_size} tokens, {record.ref} was trained "
                           f"with {vocab_size}", hint="pass the tokenizer the model was trained with (--tokenizer PATH)")
-    template, template_info = _chat_template(tracking, record, Path(loaded.info.path).parent)
+    source = Path(loaded.info.path).parent
+    template, template_info = _chat_template(tracking, record, source)
+    template = _exported_template(source, template)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -109,8 +113,8 @@ def export_to_directory(record, out: Path, *, tokenizer: str | None = None, trac
     staging = out.parent / f".{out.name}.export-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     try:
-        result = _convert(checkpoint, architecture, vocab_size, staging, loaded)
-        _copy_tokenizer(Path(loaded.info.path).parent, staging, loaded, template, int(architecture["seq_length"]))
+        result = _convert(checkpoint, architecture, vocab_size, staging, loaded, _turn_ends(source, template, loaded))
+        _copy_tokenizer(source, staging, loaded, template, int(architecture["seq_length"]))
         try:
             os.rename(staging, out)  # replaces only an empty directory
         except OSError as err:
@@ -216,14 +220,36 @@ def _chat_template(tracking, record, tokenizer_dir: Path) -> tuple[str | None, d
     return template.source, {"name": template.name, "sha256": template.sha256, "from": data.uri}
 
 
-def _convert(checkpoint: Path, architecture: dict[str, Any], vocab_size: int, staging: Path, loaded) -> dict[str, Any]:
+def _exported_template(source: Path, template: str | None) -> str | None:
+    """The chat template to fold into tokenizer_config.json: the SFT data's, else a
+    chat_template.jinja beside the tokenizer; None keeps tokenizer_config.json's own."""
+    if template is not None or isinstance(_tokenizer_config(source).get("chat_template"), (str, list)):
+        return template
+    jinja = source / "chat_template.jinja"
+    return jinja.read_text(encoding="utf-8") if jinja.is_file() else None
+
+
+def _tokenizer_config(source: Path) -> dict[str, Any]:
+    config_file = source / "tokenizer_config.json"
+    return json.loads(config_file.read_text(encoding="utf-8")) if config_file.is_file() else {}
+
+
+def _turn_ends(source: Path, template: str | None, loaded) -> list[int]:
+    """Ids of the end-of-turn tokens the exported chat template writes (besides end-of-document)."""
+    text = template if template is not None else json.dumps(_tokenizer_config(source).get("chat_template") or "")
+    ids = [loaded.tokenizer.token_to_id(token) for token in _TURN_ENDS if token in text]
+    return [i for i in ids if i is not None and i != loaded.eod_id]
+
+
+def _convert(checkpoint: Path, architecture: dict[str, Any], vocab_size: int, staging: Path, loaded,
+             turn_ends: list[int]) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="nemotron-export-") as scratch:
         job_file, result_file = Path(scratch) / "job.json", Path(scratch) / "result.json"
         job_file.write_text(json.dumps({
             "checkpoint": str(checkpoint),
             "architecture": architecture,
             "vocab_size": vocab_size,
-            "token_ids": {"bos": loaded.bos_id, "eos": loaded.eod_id, "pad": loaded.pad_id},
+            "token_ids": {"bos": loaded.bos_id, "eos": loaded.eod_id, "pad": loaded.pad_id, "turn_ends": turn_ends},
             "out": str(staging),
             "result": str(result_file),
         }), encoding="utf-8")
@@ -241,11 +267,8 @@ def _copy_tokenizer(source: Path, target: Path, loaded, template: str | None, ma
     for file in _TOKENIZER_FILES:
         if (source / file).is_file():
             shutil.copyfile(source / file, target / file)
-    config_file = source / "tokenizer_config.json"
-    config = json.loads(config_file.read_text(encoding="utf-8")) if config_file.is_file() else {
+    config = _tokenizer_config(source) or {
         "tokenizer_class": "PreTrainedTokenizerFast", "eos_token": loaded.tokenizer.id_to_token(loaded.eod_id)}
-    if template is None and not isinstance(config.get("chat_template"), (str, list)) and (source / "chat_template.jinja").is_file():
-        template = (source / "chat_template.jinja").read_text(encoding="utf-8")
     if template is not None:
         config["chat_template"] = template
     config["model_max_length"] = max_length

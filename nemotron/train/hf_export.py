@@ -106,6 +106,16 @@ def hf_config(architecture: Mapping[str, Any], vocab_size: int, *, rms_norm_eps:
     }
 
 
+def generation_config(config: Mapping[str, Any], token_ids: Mapping[str, Any]) -> dict[str, Any]:
+    """generation_config.json: generation stops at the end of a document and, for a chat model,
+    at the end of a turn (``turn_ends``: what its chat template closes a message with)."""
+    eos = config["eos_token_id"]
+    stops = [i for i in [eos, *token_ids.get("turn_ends", [])] if i is not None]
+    settings = {"bos_token_id": config["bos_token_id"], "eos_token_id": stops if len(stops) > 1 else eos,
+                "pad_token_id": config["pad_token_id"]}
+    return {key: value for key, value in settings.items() if value is not None}
+
+
 def split_qkv(weight: torch.Tensor, heads: int, groups: int, dim: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Megatron's fused QKV weight (rows grouped per query group) -> q, k, v projections."""
     per_group = heads // groups
@@ -213,9 +223,8 @@ def export(checkpoint: Path, architecture: Mapping[str, Any], vocab_size: int, o
     out.mkdir(parents=True, exist_ok=True)
     save_torch_state_dict(weights, out, metadata={"format": "pt"})
     (out / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
-    (out / "generation_config.json").write_text(json.dumps({
-        k: v for k, v in (("bos_token_id", config["bos_token_id"]), ("eos_token_id", config["eos_token_id"]),
-                          ("pad_token_id", config["pad_token_id"])) if v is not None}, indent=2) + "\n", encoding="utf-8")
+    (out / "generation_config.json").write_text(json.dumps(generation_config(config, token_ids), indent=2) + "\n",
+                                                encoding="utf-8")
     umask = os.umask(0)
     os.umask(umask)
     for file in out.iterdir():  # the safetensors writer creates its files private (0600)

@@ -132,6 +132,9 @@ def test_sft_model_exports_with_the_chat_template_it_was_trained_on(work, tmp_pa
     tokenizer = AutoTokenizer.from_pretrained(out, local_files_only=True)
     messages = [{"role": "user", "content": "What is 2 + 3?"}, {"role": "assistant", "content": "5"}]
     assert tokenizer.apply_chat_template(messages, tokenize=False) == chatml.render(messages, None, False)
+    generation = json.loads((out / "generation_config.json").read_text())
+    stops = [tokenizer.convert_tokens_to_ids(t) for t in ("<|endoftext|>", "<|im_end|>")]
+    assert generation["eos_token_id"] == stops  # a chat model stops at the end of its turn too
 
 
 def test_tokenizer_option_for_a_source_that_records_none(work, tmp_path):
