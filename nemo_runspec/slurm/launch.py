@@ -65,7 +65,8 @@ def run_or_batch(profile: Profile, argv: list[str], name: str, *, wait: bool) ->
 
 
 def sweep_overrides(profile: Profile, name: str) -> list[str]:
-    """Hydra overrides that hand ``-m`` jobs to hydra-submitit-launcher (one array job).
+    """Hydra overrides that hand ``-m`` jobs to hydra-submitit-launcher (one array job), each
+    job recording itself for ``nemotron jobs`` when it starts (:mod:`.sweep_record`).
 
     Each sweep job is one task that runs the whole stage; a stage that wants several training
     processes per node starts them with torchrun (``train.nproc_per_node``). The profile's
@@ -86,7 +87,11 @@ def sweep_overrides(profile: Profile, name: str) -> list[str]:
         "gpus_per_node": profile.gpus_per_node,
         "cpus_per_task": profile.cpus_per_task,
     }
-    overrides = ["hydra/launcher=submitit_slurm"]
+    overrides = ["hydra/launcher=submitit_slurm",
+                 "+hydra.callbacks.slurm_jobs._target_=nemo_runspec.slurm.sweep_record.RecordSweepJob",
+                 f"+hydra.callbacks.slurm_jobs.name={hydra_value(name)}",
+                 f"+hydra.callbacks.slurm_jobs.profile={hydra_value(profile.name)}",
+                 f"+hydra.callbacks.slurm_jobs.job_dir={hydra_value(str(profile.resolved_job_dir()))}"]
     overrides += [f"hydra.launcher.{key}={hydra_value(value)}" for key, value in values.items() if value is not None]
     if profile.setup:
         overrides.append(f"hydra.launcher.setup=[{','.join(hydra_value(line) for line in profile.setup)}]")

@@ -88,7 +88,7 @@ def submit_array(profile: Profile, argvs: list[list[str]], name: str, *, after: 
                               cwd=str(Path.cwd()), log=str(job.paths.stdout), submitted_at=time.time(),
                               dependency=",".join(after) or None) for job, argv in zip(jobs, argvs)]
     for job in submitted:
-        _write_record(job_dir, job)
+        write_record(job_dir, job)
     return submitted
 
 
@@ -144,7 +144,7 @@ def records_dir(job_dir: Path) -> Path:
     return job_dir / "jobs"
 
 
-def _write_record(job_dir: Path, job: SubmittedJob) -> None:
+def write_record(job_dir: Path, job: SubmittedJob) -> None:
     folder = records_dir(job_dir)
     folder.mkdir(parents=True, exist_ok=True)
     temporary = folder / f".{job.job_id}.json.tmp"

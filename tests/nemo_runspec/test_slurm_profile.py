@@ -140,9 +140,32 @@ def test_sweep_overrides_compose_into_hydras_submitit_launcher(env_file, monkeyp
     assert list(cfg.hydra.launcher.setup) == ["source /opt/venv/bin/activate", "export PATH=${HOME}/bin:$PATH"]
     assert launcher["additional_parameters"] == {"mail-type": "END"}
     assert re.search(r"/%j$", launcher["submitit_folder"])
+    recorder = OmegaConf.to_container(cfg.hydra.callbacks.slurm_jobs)
+    assert recorder == {"_target_": "nemo_runspec.slurm.sweep_record.RecordSweepJob", "name": "nano3-pretrain",
+                        "profile": "gpu", "job_dir": str(load_profile("gpu").resolved_job_dir())}
     import os
 
     assert os.environ["A"] == "1"  # reaches the jobs through sbatch's --export=ALL
+
+
+def test_a_sweep_job_records_itself_where_nemotron_jobs_looks(tmp_path, monkeypatch):
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    from nemo_runspec.slurm.submit import load_records
+
+    recorder = instantiate({"_target_": "nemo_runspec.slurm.sweep_record.RecordSweepJob", "name": "nano3-sft",
+                            "profile": "gpu", "job_dir": str(tmp_path)})
+    config = OmegaConf.create({"hydra": {"overrides": {"task": ["train.lr=0.1"]}, "runtime": {"cwd": "/work"}}})
+    recorder.on_job_start(config=config)
+    assert load_records(tmp_path) == []  # a local sweep: nothing was submitted
+    for name, value in {"SUBMITIT_EXECUTOR": "slurm", "SUBMITIT_FOLDER": str(tmp_path / "%j"), "SLURM_JOB_ID": "41", "SLURM_ARRAY_JOB_ID": "40",
+                        "SLURM_ARRAY_TASK_ID": "1", "SLURM_PROCID": "0"}.items():
+        monkeypatch.setenv(name, value)
+    recorder.on_job_start(config=config)
+    [job] = load_records(tmp_path)
+    assert (job.job_id, job.name, job.profile, job.argv, job.cwd) == ("40_1", "nano3-sft", "gpu", ["train.lr=0.1"], "/work")
+    assert job.log == str(tmp_path / "40_1" / "40_1_0_log.out")
 
 
 def test_srun_tasks_get_their_rank_from_slurm():

@@ -182,7 +182,13 @@ def test_a_two_value_sweep_is_one_array_job_with_two_artifact_versions(cluster):
     logs = sorted(path.name for path in (cluster / "jobs").rglob("*_log.out"))
     array_ids = {name.split("_")[0] for name in logs}
     assert len(logs) == 2 and len(array_ids) == 1, logs  # <array>_0, <array>_1
-    assert sacct(array_ids.pop(), lines=2).splitlines() == ["COMPLETED|0:0", "COMPLETED|0:0"]
+    array = array_ids.pop()
+    assert sacct(array, lines=2).splitlines() == ["COMPLETED|0:0", "COMPLETED|0:0"]
+    status = run_cli("jobs", "status", cwd=cluster)  # each element recorded itself when it started
+    for element in (f"{array}_0", f"{array}_1"):
+        assert re.search(rf"{element} .*nano3-data_prep_rl .*localhost .*COMPLETED", status.stdout), status.stdout
+    seed = run_cli("jobs", "logs", f"{array}_1", cwd=cluster)
+    assert seed.returncode == 0 and "logged nano3-rl-data-tiny" in seed.stdout
 
 
 def test_sharded_prep_is_an_array_of_slices_then_a_finalize_job(cluster):
