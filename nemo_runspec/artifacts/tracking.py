@@ -104,6 +104,8 @@ class ArtifactTracking:
         record = self.registry.resolve(ArtifactRef.parse(ref))
         self.registry.set_alias(record.name, alias, record.version)
         self._forget(record.name)
+        for mirror in self.mirrors:
+            mirror.mirror_alias(record, alias)
         return record
 
     def _forget(self, name: str) -> None:

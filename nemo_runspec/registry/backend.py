@@ -34,6 +34,9 @@ class ArtifactBackend(ABC):
     def set_alias(self, name: str, alias: str, version: int) -> None:
         raise NotImplementedError(f"{self.name} does not support aliases")
 
+    def mirror_alias(self, record: ArtifactRecord, alias: str) -> None:
+        """Point ``alias`` at ``record`` here too, after the primary backend moved it (mirrors)."""
+
     def aliases(self, name: str) -> dict[str, int]:
         return {}
 

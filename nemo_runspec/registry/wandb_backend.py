@@ -190,6 +190,13 @@ def _warn(message: str) -> None:
 # -- records <-> W&B artifacts -------------------------------------------------------------------
 
 
+def _sendable(alias: str, record: ArtifactRecord) -> bool:
+    if _VERSION_ALIAS.fullmatch(alias):
+        _warn(f"alias {alias!r} of {record.ref} is not sent to W&B: it would shadow our version aliases")
+        return False
+    return True
+
+
 def version_alias(version: int) -> str:
     return f"{VERSION_ALIAS_PREFIX}{version}"
 
@@ -332,14 +339,34 @@ class WandbBackend(ArtifactBackend):
             if owned:
                 run.finish()
 
+    def mirror_alias(self, record: ArtifactRecord, alias: str) -> None:
+        """Move ``alias`` to the W&B version of ``record`` (W&B keeps an alias on one version of
+        a collection, so adding it moves it). Offline there is no W&B version to move it to."""
+        if self.settings.mode == "disabled":
+            return
+        if not _sendable(alias, record):
+            return
+        if not self.settings.online:
+            _warn(f"alias {alias!r} -> {record.ref} is in the manifest only: W&B is {self.settings.mode} "
+                  "(run `nemotron artifact alias` again online to move it in W&B)")
+            return
+        wandb = import_wandb()
+        try:
+            artifact = self._get(record.name, version_alias(record.version))
+            if artifact is None:
+                _warn(f"alias {alias!r} is in the manifest only: W&B project {self.settings.project_path} "
+                      f"has no {record.name}:{version_alias(record.version)}")
+                return
+            if alias not in artifact.aliases:
+                artifact.aliases = [*artifact.aliases, alias]
+                artifact.save()
+        except (WandbError, wandb.errors.Error, OSError, ValueError) as err:
+            _warn(f"W&B did not move alias {alias!r} to {record.ref}: {_one_line(err)} (the manifest has it)")
+
     def _named_aliases(self, record: ArtifactRecord) -> list[str]:
         if self.manifest is None:
             return []
-        named = [a for a, v in self.manifest.aliases(record.name).items() if v == record.version]
-        for alias in [a for a in named if _VERSION_ALIAS.fullmatch(a)]:
-            _warn(f"alias {alias!r} of {record.ref} is not sent to W&B: it would shadow our version aliases")
-            named.remove(alias)
-        return named
+        return [a for a, v in self.manifest.aliases(record.name).items() if v == record.version and _sendable(a, record)]
 
     def _run_for(self, wandb, record: ArtifactRecord, directory: Path) -> tuple[Any, bool]:
         """The active run of the process when it logs to our project, else a run of our own."""

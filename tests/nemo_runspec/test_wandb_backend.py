@@ -251,6 +251,11 @@ class FakeArtifact:
         self.type, self.version, self.metadata = type_, version, metadata
         self.manifest = SimpleNamespace(entries={p: SimpleNamespace(ref=r) for p, r in entries.items()})
         self.created_at = "2026-01-02T03:04:05+00:00"
+        self.aliases: list[str] = []
+        self.saved: list[list[str]] = []
+
+    def save(self):
+        self.saved.append(list(self.aliases))
 
 
 class FakeApi:
@@ -382,6 +387,42 @@ def test_the_manifest_answers_first(fake_api, tmp_path):
     manifest_only.mirrors.clear()
     log_artifact(Artifact(path=tmp_path), manifest_only, name="shared-model")
     assert wandb_tracking().resolve("shared-model:latest").type == "Artifact" and fake_api.calls == []
+
+
+def test_moving_an_alias_moves_it_in_wandb_too(fake_api, tmp_path, capsys):
+    from nemo_runspec.artifacts import Artifact, log_artifact
+
+    manifest_only = wandb_tracking()
+    manifest_only.mirrors.clear()
+    for _ in range(2):
+        log_artifact(Artifact(path=tmp_path), manifest_only, name="corpus")
+    second = FakeArtifact("Artifact", "v1", ours(2, str(tmp_path)), {})
+    second.aliases = ["latest", "nemotron-v2"]
+    fake_api.artifacts["team/proj/corpus:nemotron-v2"] = second
+
+    tracking = wandb_tracking()
+    assert tracking.set_alias("corpus:v2", "prod").version == 2
+    assert tracking.registry.aliases("corpus") == {"prod": 2}
+    assert second.saved == [["latest", "nemotron-v2", "prod"]]          # W&B moves it off any other version
+    tracking.set_alias("corpus:v2", "prod")
+    assert len(second.saved) == 1                                         # already there: no call
+
+    tracking.set_alias("corpus:v1", "prod")                               # v1 never reached W&B
+    assert tracking.registry.aliases("corpus") == {"prod": 1}
+    assert "alias 'prod' is in the manifest only: W&B project team/proj has no corpus:nemotron-v1" in capsys.readouterr().err
+    tracking.set_alias("corpus:v1", "nemotron-v2")
+    assert "would shadow our version aliases" in capsys.readouterr().err and len(second.saved) == 1
+
+
+def test_offline_an_alias_moves_in_the_manifest_and_says_wandb_did_not_follow(fake_api, monkeypatch, tmp_path, capsys):
+    from nemo_runspec.artifacts import Artifact, log_artifact
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    manifest_only = wandb_tracking()
+    manifest_only.mirrors.clear()
+    log_artifact(Artifact(path=tmp_path), manifest_only, name="corpus")
+    wandb_tracking().set_alias("corpus:v1", "prod")
+    assert "in the manifest only: W&B is offline" in capsys.readouterr().err and fake_api.calls == []
 
 
 def test_a_failing_wandb_api_is_one_line_with_a_hint(fake_api, monkeypatch):
