@@ -182,6 +182,8 @@ def _recorded_tokenizer_path(tracking, record) -> str | None:
     data = _training_data(tracking, record)
     if data is not None and isinstance(data.fields.get("tokenizer"), dict) and data.fields["tokenizer"].get("path"):
         return str(data.fields["tokenizer"]["path"])
+    if record.metadata.get("tokenizer_path"):  # `model import --tokenizer`
+        return str(record.metadata["tokenizer_path"])
     config = record.metadata.get("config") or {}
     for section in ("data", "tokenizer"):
         value = (config.get(section) or {}).get("tokenizer_path" if section == "data" else "path")

@@ -12,7 +12,9 @@ Model layouts (one function each, tried in this order):
   records step and architecture), or its ``model/`` directory;
 - a Megatron-Core distributed checkpoint: ``metadata.json`` with ``sharded_backend`` and its
   shard files (``.metadata``, ``*.distcp``, ``common.pt`` for ``torch_dist``); Megatron-LM's
-  ``iter_0000050`` directories are this, their step is in the name;
+  ``iter_0000050`` directories are this, their step is in the name (else the iteration in
+  ``common.pt``), their architecture in the arguments ``common.pt`` holds
+  (:mod:`nemotron.train.megatron_lm`);
 - a run's ``checkpoints/`` directory: ``latest`` names the iteration (our runs; the newest
   complete ``iter_N`` when it names an incomplete one) or ``latest_checkpointed_iteration.txt``
   holds its number (Megatron-LM);
@@ -42,6 +44,7 @@ import json
 import os
 import re
 import shutil
+import sys
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +57,8 @@ from nemo_runspec.errors import ConfigError, DataError, TypeMismatchError
 from nemo_runspec.refs import validate_name
 from nemotron.data.files import file_sha256
 from nemotron.stages import outputs
+from nemotron.train.megatron_lm import ARCHITECTURE_SOURCE as ARCHITECTURE_FROM_ARGS
+from nemotron.train.megatron_lm import architecture_from_args
 
 STAGES = ("pretrain", "sft", "rl")
 BLEND_SPLITS = ("train", "valid", "test")
@@ -323,12 +328,28 @@ def _nemotron_iteration(directory: Path) -> Checkpoint:
 
 
 def _dist_checkpoint(directory: Path) -> Checkpoint:
-    """A bare dist_checkpointing directory (Megatron-LM's ``iter_0000050``)."""
+    """A bare dist_checkpointing directory (Megatron-LM's ``iter_0000050``): the step from its
+    name or the iteration Megatron-LM saved, the architecture from the arguments it saved."""
     info = _check_dist_files(directory)
+    saved = _megatron_lm_state(directory)
     match = _ITER_RE.fullmatch(directory.name)
-    step = int(match.group(1)) if match else None
+    step, source = (int(match.group(1)), "directory name") if match else (saved.iteration, "common.pt iteration")
+    if saved.args is not None and (architecture := architecture_from_args(saved.args)) is not None:
+        info.update(architecture=architecture, architecture_source=ARCHITECTURE_FROM_ARGS)
     return Checkpoint("megatron", "megatron distributed checkpoint", directory, step,
-                      "directory name" if match else None, links={"model": directory}, info=info)
+                      source if step is not None else None, links={"model": directory}, info=info)
+
+
+def _megatron_lm_state(directory: Path):
+    from nemotron.train.megatron_lm import SavedState, read_common
+
+    if not (directory / "common.pt").is_file():
+        return SavedState(None, None)
+    try:
+        return read_common(directory / "common.pt")
+    except ValueError as err:
+        print(f"warning: {err}; the checkpoint's architecture and iteration are not recorded", file=sys.stderr)
+        return SavedState(None, None)
 
 
 def _checkpoints_directory(directory: Path) -> Checkpoint:
@@ -363,7 +384,8 @@ def _checkpoints_directory(directory: Path) -> Checkpoint:
                                "save with --ckpt-format torch_dist")
     checkpoint = _dist_checkpoint(iteration.resolve())
     checkpoint.layout = "megatron-lm checkpoints (latest_checkpointed_iteration.txt)"
-    checkpoint.step, checkpoint.step_source = step, "latest_checkpointed_iteration.txt" if step is not None else None
+    if step is not None:  # "release": the iteration common.pt holds, if any
+        checkpoint.step, checkpoint.step_source = step, "latest_checkpointed_iteration.txt"
     return checkpoint
 
 

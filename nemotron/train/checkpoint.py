@@ -88,8 +88,11 @@ def load_model(checkpoint: Path, model) -> None:
     from nemotron.train.gpt import unwrap
 
     gpt = unwrap(model)
-    state = dist_checkpointing.load(gpt.sharded_state_dict(), str(checkpoint / "model"))
-    gpt.load_state_dict(state)
+    wanted = gpt.sharded_state_dict()
+    state = dist_checkpointing.load(wanted, str(checkpoint / "model"))
+    # The checkpoint's common.pt comes back beside the weights: Megatron-LM's holds its args,
+    # iteration and optimizer settings, which are not the model's.
+    gpt.load_state_dict({key: value for key, value in state.items() if key in wanted})
 
 
 def load_rank_state(checkpoint: Path, rank: int) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import REPO, run_cli
+from helpers import REPO, run_cli, run_python
 
 pytestmark = pytest.mark.slow
 TOKENIZER = str(REPO / "nemotron" / "data" / "tokenizers" / "tiny-bpe")
@@ -91,6 +91,70 @@ def test_megatron_lm_checkpoint_directory_gives_its_step(work, tmp_path):
     imported(work, "model", "import", "sft", str(tmp_path / "mlm" / "iter_0000050"), "--name", "mlm-iter", "--step", "60")
     fields = record(work, "mlm-iter")["fields"]
     assert (fields["stage"], fields["step"]) == ("sft", 60)
+
+
+MEGATRON_LM_ARGS = """
+import argparse, sys, torch
+from megatron.core.transformer.enums import AttnBackend
+args = argparse.Namespace(num_layers=2, hidden_size=64, ffn_hidden_size=176, num_attention_heads=4,
+                          group_query_attention=True, num_query_groups=2, kv_channels=None, seq_length=128,
+                          max_position_embeddings=128, position_embedding_type="rope", rotary_base=10000,
+                          normalization="RMSNorm", swiglu=True, add_bias_linear=False,
+                          untie_embeddings_and_output_weights=True, make_vocab_size_divisible_by=128,
+                          tensor_model_parallel_size=1, params_dtype=torch.float32, attention_backend=AttnBackend.auto,
+                          num_experts=None, hybrid_override_pattern=None)
+torch.save({"args": args, "iteration": 70, "checkpoint_version": 3.0}, sys.argv[1])
+"""
+
+
+def megatron_lm_checkpoint(work: Path, target: Path) -> Path:
+    """Our tiny model's shards with the common.pt Megatron-LM writes: its arguments, the iteration."""
+    shutil.copytree(Path(record(work, "nano3-pretrain-model-tiny")["path"]) / "model", target)
+    (target / "common.pt").unlink()
+    done = run_python(MEGATRON_LM_ARGS, str(target / "common.pt"), cwd=work)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return target
+
+
+def test_megatron_lm_arguments_give_the_architecture_so_sft_checks_it_and_export_works(work, tmp_path):
+    checkpoint = megatron_lm_checkpoint(work, tmp_path / "mlm" / "release")
+    (tmp_path / "mlm" / "latest_checkpointed_iteration.txt").write_text("release\n")
+    imported(work, "model", "import", "pretrain", str(tmp_path / "mlm"), "--name", "mlm-args", "--tokenizer", TOKENIZER)
+    model = record(work, "mlm-args")
+    assert model["fields"]["step"] == 70 and model["metadata"]["step_source"] == "common.pt iteration"
+    architecture, tiny = model["metadata"]["architecture"], record(work, "nano3-pretrain-model-tiny")["metadata"]["architecture"]
+    assert model["metadata"]["architecture_source"].startswith("common.pt")
+    for key in ("num_layers", "hidden_size", "ffn_hidden_size", "num_attention_heads", "num_query_groups", "seq_length",
+                "position_embedding_type", "normalization", "activation", "add_bias_linear",
+                "untie_embeddings_and_output_weights"):
+        assert architecture[key] == tiny[key], key
+    assert architecture["kv_channels"] == 16 and architecture["make_vocab_size_divisible_by"] == 128
+
+    wrong = run_cli("nano3", "sft", "run.model=mlm-args:latest", "model.num_layers=3", "train.steps=1", cwd=work)
+    assert wrong.returncode == 1 and "parent mlm-args:v1 differs from the model config: num_layers=2 (config: 3)" in wrong.stderr
+
+    out = tmp_path / "hf"
+    done = run_cli("nano3", "model", "export", "hf", "mlm-args:latest", str(out), cwd=work, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads((out / "config.json").read_text())["max_position_embeddings"] == 128
+
+
+def test_a_common_pt_that_needs_code_to_load_is_not_run(work, tmp_path):
+    checkpoint = megatron_lm_checkpoint(work, tmp_path / "iter_0000010")
+    done = run_python("""
+import sys, torch
+class Payload:
+    def __reduce__(self):
+        return (print, ("PAYLOAD RAN",))
+torch.save({"args": Payload(), "iteration": 10}, sys.argv[1])
+""", str(checkpoint / "common.pt"), cwd=work)
+    assert done.returncode == 0, done.stderr[-3000:]
+    done = run_cli("nano3", "model", "import", "pretrain", str(checkpoint), "--name", "mlm-unsafe", cwd=work)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "PAYLOAD RAN" not in done.stdout + done.stderr
+    assert "not readable with weights_only=True" in done.stderr and "architecture and iteration are not recorded" in done.stderr
+    model = record(work, "mlm-unsafe")
+    assert model["fields"]["step"] == 10 and "architecture" not in model["metadata"]
 
 
 def test_hugging_face_directory(work, tmp_path):
