@@ -1,0 +1,35 @@
+"""Megatron-LM's saved arguments -> our model config (the import's architecture)."""
+
+import pytest
+
+from nemotron.train.gpt import UnsupportedModel, check_supported
+from nemotron.train.megatron_lm import architecture_from_args
+
+DENSE = {"num_layers": 4, "hidden_size": 256, "num_attention_heads": 8, "seq_length": 512,
+         "ffn_hidden_size": None, "group_query_attention": False, "num_query_groups": 1,
+         "make_vocab_size_divisible_by": 128, "tensor_model_parallel_size": 2}
+
+
+def test_megatron_lm_defaults_map_to_a_gpt2_style_config():
+    architecture = architecture_from_args(DENSE)
+    assert architecture["ffn_hidden_size"] == 1024 and architecture["num_query_groups"] == 8
+    assert architecture["kv_channels"] == 32 and architecture["activation"] == "gelu"
+    assert (architecture["normalization"], architecture["position_embedding_type"]) == ("LayerNorm", "learned_absolute")
+    assert architecture["add_bias_linear"] is True and architecture["untie_embeddings_and_output_weights"] is False
+    assert architecture["make_vocab_size_divisible_by"] == 256  # the padding the tensor-parallel run used
+    check_supported(architecture, cuda=False)
+
+
+def test_hybrid_and_moe_models_are_refused_by_name():
+    hybrid = architecture_from_args({**DENSE, "hybrid_override_pattern": "M*M*"})
+    moe = architecture_from_args({**DENSE, "num_experts": 8, "squared_relu": True})
+    assert hybrid["architecture"] == "hybrid" and moe["architecture"] == "moe" and moe["num_moe_experts"] == 8
+    for model in (hybrid, moe):
+        with pytest.raises(UnsupportedModel, match="GPUs only"):
+            check_supported(model, cuda=False)
+        with pytest.raises(UnsupportedModel, match="dense GPT"):
+            check_supported(model, cuda=True)
+
+
+def test_arguments_without_the_sizes_give_no_architecture():
+    assert architecture_from_args({k: v for k, v in DENSE.items() if k != "seq_length"}) is None
