@@ -74,11 +74,11 @@ def submit_array(profile: Profile, argvs: list[list[str]], name: str, *, after: 
     job_dir = profile.resolved_job_dir()
     executor = submitit.SlurmExecutor(folder=job_dir / "%j", python=profile.python)
     executor.update_parameters(**sbatch_parameters(profile, name, after))
-    env = {**profile.env, SRUN_ARGS_VAR: json.dumps(profile.srun_args()), IN_JOB_VAR: "1"}
+    env = {SRUN_ARGS_VAR: json.dumps(profile.srun_args()), IN_JOB_VAR: "1"}
     commands = [CommandJob(list(argv), str(Path.cwd()), env) for argv in argvs]
     check_accepted(profile, name, after)
     # submitit prints sbatch's stderr itself; check_accepted already said it in one line.
-    with contextlib.redirect_stderr(io.StringIO()):
+    with contextlib.redirect_stderr(io.StringIO()), exported(profile.env):
         if len(commands) == 1:
             jobs = [executor.submit(commands[0])]
         else:
@@ -90,6 +90,22 @@ def submit_array(profile: Profile, argvs: list[list[str]], name: str, *, after: 
     for job in submitted:
         write_record(job_dir, job)
     return submitted
+
+
+@contextlib.contextmanager
+def exported(env: dict[str, str]):
+    """The profile's variables in sbatch's environment, which the job inherits (sbatch's default
+    ``--export=ALL``); kept out of submitit's pickle, which lies in the shared job folder."""
+    saved = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def check_accepted(profile: Profile, name: str, after: list[str] = ()) -> None:

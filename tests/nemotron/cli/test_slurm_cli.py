@@ -103,6 +103,10 @@ def test_the_profiles_setup_lines_and_environment_reach_the_job(cluster):
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "setup line ran on" in done.stdout
     assert record(cluster, "nano3-rl-data-tiny")["path"].startswith(str(cluster / "profile-data"))
+    files = [p for p in (cluster / "jobs").rglob("*") if p.is_file() and not p.name.endswith(("_log.out", "_log.err"))]
+    assert any(p.suffix == ".pkl" for p in files) and any(p.suffix == ".sh" for p in files), files
+    leaked = [p for p in files if b"profile-data" in p.read_bytes()]
+    assert leaked == [], "the profile's env reaches the job through sbatch, not through files in job_dir"
 
 
 def test_batch_returns_the_job_id_at_once(cluster):
