@@ -74,11 +74,14 @@ def submit_array(profile: Profile, argvs: list[list[str]], name: str, *, after: 
     job_dir = profile.resolved_job_dir()
     executor = submitit.SlurmExecutor(folder=job_dir / "%j", python=profile.python)
     executor.update_parameters(**sbatch_parameters(profile, name, after))
-    env = {SRUN_ARGS_VAR: json.dumps(profile.srun_args()), IN_JOB_VAR: "1"}
+    # The profile's env goes through sbatch's environment unless the profile sets sbatch's own
+    # export option (--export=NONE would drop it): then it rides in the pickled command.
+    own_export = "export" in profile.sbatch
+    env = {**(profile.env if own_export else {}), SRUN_ARGS_VAR: json.dumps(profile.srun_args()), IN_JOB_VAR: "1"}
     commands = [CommandJob(list(argv), str(Path.cwd()), env) for argv in argvs]
     check_accepted(profile, name, after)
     # submitit prints sbatch's stderr itself; check_accepted already said it in one line.
-    with contextlib.redirect_stderr(io.StringIO()), exported(profile.env):
+    with contextlib.redirect_stderr(io.StringIO()), exported({} if own_export else profile.env):
         if len(commands) == 1:
             jobs = [executor.submit(commands[0])]
         else:
