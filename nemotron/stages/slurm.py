@@ -68,8 +68,9 @@ def job_argv(profile: Profile, family: str, command: tuple[str, ...], overrides:
 
 def submit_recipe(where: Placement, family: str, recipe_name: str, task: str, overrides: list[str],
                   composed: list, multirun: bool, debug: bool) -> None:
-    """One job, or with -m one array job through Hydra's submitit launcher. ``composed``: every
-    job's config (:func:`nemo_runspec.hydra_app.compose_jobs`), so a bad override never queues."""
+    """One job, or with -m one array job: through Hydra's submitit launcher with ``--run``, by
+    :func:`batch_sweep` with ``--batch``. ``composed``: every job's config
+    (:func:`nemo_runspec.hydra_app.compose_jobs`), so a bad override never queues."""
     from nemo_runspec import hydra_app
     from nemo_runspec.slurm.launch import hydra_value, run_or_batch, sweep_overrides
     from nemo_runspec.slurm.submit import check_accepted
@@ -77,10 +78,10 @@ def submit_recipe(where: Placement, family: str, recipe_name: str, task: str, ov
     from nemotron.stages.pipe import command_of
 
     source, name, profile = recipe(family, recipe_name), f"{family}-{recipe_name}", where.profile
+    if multirun and not where.wait:
+        batch_sweep(profile, family, recipe_name, name, overrides, debug)
+        return
     if multirun:
-        if not where.wait:
-            raise ConfigError("-m with --batch is not supported: Hydra's launcher waits for the sweep",
-                              hint=f"use -m --run {profile.name}, or submit each value with --batch")
         check_accepted(profile, name)  # Hydra's launcher would report a refusal as a traceback
         module, function = task.split(":")
         recorded = ["launcher=slurm", f"launcher.profile={hydra_value(profile.name)}"]
@@ -89,6 +90,22 @@ def submit_recipe(where: Placement, family: str, recipe_name: str, task: str, ov
         return
     hydra_app.require_multirun(len(composed), multirun)
     run_or_batch(profile, job_argv(profile, family, command_of(recipe_name), overrides, debug), name, wait=where.wait)
+
+
+def batch_sweep(profile: Profile, family: str, recipe_name: str, name: str, overrides: list[str], debug: bool) -> list:
+    """``-m --batch``: the same one array job as ``-m --run``, returned from at once. Hydra's
+    launcher waits for its jobs, so each element here is the command with its own values."""
+    from nemo_runspec.hydra_app import expand_sweeps
+    from nemo_runspec.slurm.launch import announce
+    from nemo_runspec.slurm.submit import submit_array
+    from nemotron.stages.pipe import command_of
+
+    command = command_of(recipe_name)
+    jobs = submit_array(profile, [job_argv(profile, family, command, job, debug) for job in expand_sweeps(overrides)], name)
+    for job in jobs:
+        announce(job, profile)
+    print(jobs[0].job_id.split("_")[0], flush=True)  # last line: the array's id alone, for scripts
+    return jobs
 
 
 def submit_slices(where: Placement, family: str, count: int, overrides: list[str], debug: bool) -> list:

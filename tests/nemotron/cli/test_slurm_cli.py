@@ -195,6 +195,20 @@ def test_a_two_value_sweep_is_one_array_job_with_two_artifact_versions(cluster):
     assert seed.returncode == 0 and "logged nano3-rl-data-tiny" in seed.stdout
 
 
+def test_a_batch_sweep_returns_the_array_id_at_once(cluster):
+    done = run_cli("nano3", "data", "prep", "rl", "-m", "--batch", "localhost", "data_prep.seed=3,4",
+                   cwd=cluster, timeout=60)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    array = done.stdout.strip().splitlines()[-1]
+    assert re.findall(r"submitted job (\S+)", done.stdout) == [f"{array}_0", f"{array}_1"]
+    for element in (f"{array}_0", f"{array}_1"):
+        follow = run_cli("jobs", "logs", element, "--follow", cwd=cluster, timeout=300)
+        assert follow.returncode == 0 and "logged nano3-rl-data-tiny" in follow.stdout, follow.stderr
+    assert sacct(array, lines=2).splitlines() == ["COMPLETED|0:0", "COMPLETED|0:0"]
+    seeds = sorted(record(cluster, "nano3-rl-data-tiny", v)["metadata"]["seed"] for v in (1, 2))
+    assert seeds == [3, 4]
+
+
 def test_sharded_prep_is_an_array_of_slices_then_a_finalize_job(cluster):
     done = run_cli("nano3", "data", "prep", "pretrain", "--num-shards", "2", "--run", "localhost",
                    cwd=cluster, timeout=300)
