@@ -70,9 +70,14 @@ def submitted_id(stdout: str) -> str:
 
 
 def follow_a_sleeping_job(work: Path) -> tuple[subprocess.Popen, str]:
-    """``--run sleepy`` in the background (its setup sleeps), once its job is recorded."""
+    """``--run sleepy`` in the background (its setup sleeps), once its job is recorded. Ctrl-C
+    reaches it even when this suite runs with SIGINT ignored (a shell's ``&`` without job control
+    passes that on, and Python then installs no KeyboardInterrupt handler)."""
+    import signal
+
     waiting = subprocess.Popen([sys.executable, "-m", "nemotron.cli.app", "nano3", "data", "prep", "rl", "--run",
-                                "sleepy"], cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                "sleepy"], cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     records = work / "jobs" / "jobs"
     deadline = time.time() + 60
     while not list(records.glob("*.json")) and time.time() < deadline:
