@@ -93,6 +93,19 @@ def grpo_config(rl: dict[str, Any], policy_dir: str, train_path: str, val_path: 
     }
 
 
+def check_allocation(env: dict[str, str] | None = None) -> None:
+    """NeMo-RL spreads its workers with Ray: inside a SLURM allocation of several nodes it joins
+    a Ray cluster already started across them (``RAY_ADDRESS``), or it would use one node alone."""
+    env = os.environ if env is None else env
+    nodes = int(env.get("SLURM_JOB_NUM_NODES") or 1) if env.get("SLURM_JOB_ID") else 1
+    if nodes > 1 and not env.get("RAY_ADDRESS"):
+        raise ConfigError(
+            f"rl.backend=nemo_rl on {nodes} nodes needs a Ray cluster across them, and RAY_ADDRESS is not set",
+            hint="start Ray on the allocation first (NeMo-RL's ray.sub does) and export RAY_ADDRESS in the "
+                 "profile's setup, or use a one-node profile",
+        )
+
+
 def require() -> None:
     """Fail early, with what to install, where NeMo-RL is not importable."""
     if importlib.util.find_spec("nemo_rl") is None:

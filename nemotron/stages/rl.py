@@ -39,6 +39,7 @@ def train_rl(cfg: Any, *, show_progress: bool = True) -> ModelArtifact:
         from nemotron.rl import nemo_rl
 
         nemo_rl.require()
+        nemo_rl.check_allocation()
     directory, digest = outputs.output_dir(rl["output_root"], config["run"]["name"], {
         "rl": {k: v for k, v in rl.items() if k not in ("output_root", "device", "nproc_per_node")},
         "inputs": [parent.uri, data.uri],

@@ -63,3 +63,15 @@ def test_launch_without_nemo_rl_says_what_to_install(tmp_path):
     with pytest.raises(ConfigError, match="needs NeMo-RL") as err:
         launch(tmp_path / "grpo.yaml")
     assert "container" in err.value.hint
+
+
+def test_several_nodes_need_a_ray_cluster_to_join():
+    from nemo_runspec.errors import ConfigError
+    from nemotron.rl.nemo_rl import check_allocation
+
+    check_allocation({})                                                   # not in SLURM
+    check_allocation({"SLURM_JOB_ID": "7", "SLURM_JOB_NUM_NODES": "1"})  # one node: Ray starts locally
+    check_allocation({"SLURM_JOB_ID": "7", "SLURM_JOB_NUM_NODES": "4", "RAY_ADDRESS": "10.0.0.1:6379"})
+    with pytest.raises(ConfigError, match="on 4 nodes needs a Ray cluster") as err:
+        check_allocation({"SLURM_JOB_ID": "7", "SLURM_JOB_NUM_NODES": "4"})
+    assert "RAY_ADDRESS" in err.value.hint
