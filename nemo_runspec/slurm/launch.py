@@ -14,10 +14,6 @@ from nemo_runspec.slurm.rendezvous import SRUN_ARGS_VAR
 from nemo_runspec.slurm.submit import SubmittedJob, submit
 
 
-def job_python(profile: Profile) -> str:
-    return profile.python or sys.executable
-
-
 def announce(job: SubmittedJob, profile: Profile, out: TextIO = sys.stdout) -> None:
     where = f"partition {profile.partition}" if profile.partition else "the default partition"
     after = f", after job {job.dependency} completes" if job.dependency else ""
@@ -52,6 +48,20 @@ def wait_in_order(jobs: list[SubmittedJob], before_each=None, out: TextIO | None
                 cancel(rest)
             err.position = position
             raise
+
+
+def wait_for_all(jobs: list[SubmittedJob], out: TextIO | None = sys.stdout) -> None:
+    """Follow independent jobs (a sweep's) one after another, each to its end whatever the
+    others did; then one error for the failures, naming the first."""
+    failed: list[JobFailed] = []
+    for job in jobs:
+        try:
+            wait_for(job, out)
+        except JobFailed as err:
+            print(f"error: {err}", file=sys.stderr, flush=True)
+            failed.append(err)
+    if failed:
+        raise JobFailed(f"{len(failed)} of {len(jobs)} jobs failed, first: {failed[0]}", hint=failed[0].hint)
 
 
 def run_or_batch(profile: Profile, argv: list[str], name: str, *, wait: bool) -> SubmittedJob:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from pathlib import Path
 from typing import Literal
 
@@ -44,7 +45,7 @@ class Profile(BaseModel):
     container_mounts: list[str] = []
     setup: list[str] = []
     env: dict[str, str] = {}
-    python: str | None = None  # the interpreter on the cluster (default: the submitting one)
+    python: str | None = None  # the interpreter on the cluster (default: the submitting one; the image's)
     job_dir: str | None = None  # submitit folders, logs, job records; must be on a shared file system
     sbatch: dict[str, str | int | bool] = {}  # any other sbatch option, e.g. {mail-type = "END"}
 
@@ -80,6 +81,17 @@ class Profile(BaseModel):
         else:  # MM, MM:SS, HH:MM:SS
             hours, minutes, seconds = [0, *parts, 0][:3] if len(parts) < 3 else parts
         return max(1, int(days or 0) * 1440 + hours * 60 + minutes + (1 if seconds else 0))
+
+    @property
+    def runs_in_container(self) -> bool:
+        """One task with an image: the whole command runs in the container (several tasks: the
+        driver runs on the node and srun puts the training tasks in the container)."""
+        return bool(self.container_image) and self.tasks == 1
+
+    def job_python(self) -> str:
+        """The interpreter of the job's command: the profile's; in a container the image's (on its
+        PATH), never this machine's path; else the submitting one."""
+        return self.python or ("python" if self.runs_in_container else sys.executable)
 
     def resolved_job_dir(self) -> Path:
         default = Path(os.environ.get("NEMOTRON_RUNS_ROOT", "runs")) / "slurm"

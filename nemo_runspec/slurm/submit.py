@@ -72,7 +72,7 @@ def submit_array(profile: Profile, argvs: list[list[str]], name: str, *, after: 
     import submitit
 
     job_dir = profile.resolved_job_dir()
-    executor = submitit.SlurmExecutor(folder=job_dir / "%j", python=profile.python)
+    executor = submitit.SlurmExecutor(folder=job_dir / "%j", python=profile.job_python())
     executor.update_parameters(**sbatch_parameters(profile, name, after))
     # The profile's env goes through sbatch's environment unless the profile sets sbatch's own
     # export option (--export=NONE would drop it): then it rides in the pickled command.
@@ -134,7 +134,7 @@ def check_accepted(profile: Profile, name: str, after: list[str] = ()) -> None:
 def sbatch_parameters(profile: Profile, name: str, after: list[str] = ()) -> dict:
     """The profile as submitit's SlurmExecutor parameters; ``after``: afterok dependencies."""
     extra: dict = dict(profile.sbatch)
-    in_container = bool(profile.container_image) and profile.tasks == 1
+    in_container = profile.runs_in_container
     if after:
         extra["dependency"] = "afterok:" + ":".join(after)
         extra["kill-on-invalid-dep"] = "yes"

@@ -59,17 +59,18 @@ def _configured_launcher(cfg) -> tuple[str, bool] | None:
 def job_argv(profile: Profile, family: str, command: tuple[str, ...], overrides: list[str], debug: bool) -> list[str]:
     """The command a job runs: ``nemotron <family> <command> <overrides>`` with the launcher
     group saying which profile ran it."""
-    from nemo_runspec.slurm.launch import hydra_value, job_python
+    from nemo_runspec.slurm.launch import hydra_value
 
     kept = [o for o in overrides if not o.split("=", 1)[0].lstrip("+~").startswith("launcher")]
-    return [job_python(profile), "-m", "nemotron.cli.app", *(["--debug"] if debug else []), family, *command,
+    return [profile.job_python(), "-m", "nemotron.cli.app", *(["--debug"] if debug else []), family, *command,
             *kept, "launcher=slurm", f"launcher.profile={hydra_value(profile.name)}"]
 
 
 def submit_recipe(where: Placement, family: str, recipe_name: str, task: str, overrides: list[str],
                   composed: list, multirun: bool, debug: bool) -> None:
     """One job, or with -m one array job: through Hydra's submitit launcher with ``--run``, by
-    :func:`batch_sweep` with ``--batch``. ``composed``: every job's config
+    :func:`sweep_array` with ``--batch`` or a container image (Hydra's launcher can neither
+    return before its jobs end nor run them in an image). ``composed``: every job's config
     (:func:`nemo_runspec.hydra_app.compose_jobs`), so a bad override never queues."""
     from nemo_runspec import hydra_app
     from nemo_runspec.slurm.launch import hydra_value, run_or_batch, sweep_overrides
@@ -78,8 +79,8 @@ def submit_recipe(where: Placement, family: str, recipe_name: str, task: str, ov
     from nemotron.stages.pipe import command_of
 
     source, name, profile = recipe(family, recipe_name), f"{family}-{recipe_name}", where.profile
-    if multirun and not where.wait:
-        batch_sweep(profile, family, recipe_name, name, overrides, debug)
+    if multirun and (not where.wait or profile.container_image):
+        sweep_array(profile, family, recipe_name, name, overrides, debug, wait=where.wait)
         return
     if multirun:
         check_accepted(profile, name)  # Hydra's launcher would report a refusal as a traceback
@@ -92,11 +93,13 @@ def submit_recipe(where: Placement, family: str, recipe_name: str, task: str, ov
     run_or_batch(profile, job_argv(profile, family, command_of(recipe_name), overrides, debug), name, wait=where.wait)
 
 
-def batch_sweep(profile: Profile, family: str, recipe_name: str, name: str, overrides: list[str], debug: bool) -> list:
-    """``-m --batch``: the same one array job as ``-m --run``, returned from at once. Hydra's
-    launcher waits for its jobs, so each element here is the command with its own values."""
+def sweep_array(profile: Profile, family: str, recipe_name: str, name: str, overrides: list[str], debug: bool,
+                *, wait: bool) -> list:
+    """A sweep as one array job of ours: each element the command with its own values, run like
+    any submitted command (in the profile's image, if it has one). Without ``wait`` the array's
+    id is the last line; with it, every element is followed to its end."""
     from nemo_runspec.hydra_app import expand_sweeps
-    from nemo_runspec.slurm.launch import announce
+    from nemo_runspec.slurm.launch import announce, wait_for_all
     from nemo_runspec.slurm.submit import submit_array
     from nemotron.stages.pipe import command_of
 
@@ -104,7 +107,10 @@ def batch_sweep(profile: Profile, family: str, recipe_name: str, name: str, over
     jobs = submit_array(profile, [job_argv(profile, family, command, job, debug) for job in expand_sweeps(overrides)], name)
     for job in jobs:
         announce(job, profile)
-    print(jobs[0].job_id.split("_")[0], flush=True)  # last line: the array's id alone, for scripts
+    if wait:
+        wait_for_all(jobs)
+    else:
+        print(jobs[0].job_id.split("_")[0], flush=True)  # last line: the array's id alone, for scripts
     return jobs
 
 

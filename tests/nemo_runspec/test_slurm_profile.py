@@ -105,6 +105,19 @@ def test_one_task_profile_runs_the_whole_command_in_the_container(env_file):
     assert parameters["srun_args"][0] == "--container-image=/c/nemotron-cpu.sqsh"
 
 
+def test_the_command_in_a_container_runs_the_images_python(env_file):
+    import sys
+
+    from nemotron.stages.slurm import job_argv
+
+    assert load_profile("one").job_python() == "python"            # the image's, not this machine's path
+    assert job_argv(load_profile("one"), "nano3", ("sft",), [], False)[:3] == ["python", "-m", "nemotron.cli.app"]
+    assert load_profile("gpu").job_python() == sys.executable      # the driver runs on the node
+    assert load_profile("base").job_python() == sys.executable
+    assert Profile(name="p", executor="slurm", container_image="/c.sqsh", python="/opt/py/bin/python3").job_python() \
+        == "/opt/py/bin/python3"
+
+
 def test_submitit_renders_the_parameters_into_a_batch_script(env_file, tmp_path):
     from submitit.slurm.slurm import _make_sbatch_string
 
