@@ -4,7 +4,9 @@ Three passes, none of which holds the data set's tokens in memory:
 
 1. spool: every conversation is rendered, tokenized and masked (see ``chat``), cut or dropped
    when longer than ``pack_size``, and appended to its split's spool files (``spool/``:
-   int32 tokens, uint8 masks, int64 offsets). Only lengths stay in memory.
+   int32 tokens, uint8 masks, int64 offsets). Only lengths stay in memory. With ``workers``,
+   byte ranges of the inputs (work units) are spooled by that many processes, each into its
+   own files, which are then appended in input order: the output does not depend on it.
 2. pack: the lengths of each split are bin-packed (see ``packing``).
 3. materialise: packs are written shard by shard (``<split>/part-NNNNN.parquet``, zstd, row
    groups of 500), each by atomic rename; a rerun skips the shards that exist.
@@ -20,9 +22,13 @@ materialised form is that mask shifted left by one (``mask[1:] + [0]``).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
+import shutil
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,7 +39,8 @@ from nemo_runspec.progress import RateProgress
 from nemotron.data.files import write_atomically
 from nemotron.data.chat import ChatTemplate, ConversationError, to_messages, tokenize_conversation
 from nemotron.data.packing import ALGORITHMS, pack
-from nemotron.data.text_sources import SPLITS, DatasetSpec, SkipCounter, SourceFile, iter_records, plan_units
+from nemotron.data.text_sources import (SPLITS, DatasetSpec, SkipCounter, SourceFile, WorkUnit, iter_records,
+                                        plan_units)
 from nemotron.data.tokenizer import load_tokenizer
 
 LABEL_ALIGNMENT = "token"  # loss_mask[i] refers to input_ids[i]
@@ -56,6 +63,7 @@ class SFTSettings:
     on_error: str = "fail"
     overlong: str = "truncate"  # or "drop"
     packs_per_shard: int = 1000
+    workers: int = 0  # processes that render and tokenize; 0: this one
 
     def check(self) -> None:
         if self.pack_size < 2:
@@ -66,6 +74,8 @@ class SFTSettings:
             raise ConfigError(f"data_prep.overlong must be 'truncate' or 'drop', got {self.overlong!r}")
         if self.on_error not in ("fail", "skip"):
             raise ConfigError(f"data_prep.on_error must be 'fail' or 'skip', got {self.on_error!r}")
+        if self.workers < 0:
+            raise ConfigError(f"data_prep.workers must be 0 (this process) or more, got {self.workers}")
 
 
 @dataclass
@@ -122,6 +132,10 @@ def prepare_sft(datasets: list[DatasetSpec], files: list[SourceFile], settings: 
 
 # -- pass 1: spool ----------------------------------------------------------------------------
 
+# Work units per worker: enough that a slow unit does not leave the others idle at the end.
+_UNITS_PER_WORKER = 4
+
+
 class _Spool:
     def __init__(self, directory: Path, split: str):
         self.directory, self.split = directory, split
@@ -134,6 +148,14 @@ class _Spool:
         self.masks.write(mask.astype(np.uint8).tobytes())
         self.offsets.append(self.offsets[-1] + len(ids))
 
+    def append(self, other: Path) -> None:
+        """Add the closed spool of one work unit, which ``other`` names without suffix."""
+        for suffix, stream in ((".tokens", self.tokens), (".mask", self.masks)):
+            with open(other.with_name(other.name + suffix), "rb") as source:
+                shutil.copyfileobj(source, stream)
+        lengths = np.diff(np.load(other.with_name(other.name + ".offsets.npy")))
+        self.offsets.extend((self.offsets[-1] + np.cumsum(lengths)).tolist())
+
     def close(self) -> None:
         self.tokens.close()
         self.masks.close()
@@ -142,47 +164,105 @@ class _Spool:
         np.save(self.directory / f"{self.split}.offsets.npy", np.asarray(self.offsets, dtype=np.int64))
 
 
+@dataclass
+class _UnitCounts:
+    skipped: dict[str, int]
+    truncated: int
+    dropped: int
+    conversations: int
+    tokens: int
+
+
 def _spool(datasets: list[DatasetSpec], files: list[SourceFile], settings: SFTSettings, show_progress: bool) -> dict:
-    tokenizer = load_tokenizer(settings.tokenizer_path).tokenizer
     directory = Path(settings.output_dir) / "spool"
-    directory.mkdir(parents=True, exist_ok=True)
+    units_dir = directory / "units"
+    shutil.rmtree(units_dir, ignore_errors=True)  # an interrupted run's: spooling starts over
+    units_dir.mkdir(parents=True)
+    per_dataset = max(1, settings.workers * _UNITS_PER_WORKER)
+    units = [unit for spec in datasets for unit in plan_units(spec, [f for f in files if f.dataset == spec.name], per_dataset)]
+    jobs = [(unit, str(units_dir / f"{index:05d}")) for index, unit in enumerate(units)]
     spools = {split: _Spool(directory, split) for split in SPLITS}
     skipped, truncated, dropped, conversations = SkipCounter(), 0, 0, 0
-    segments = [s for spec in datasets for unit in plan_units(spec, [f for f in files if f.dataset == spec.name], 1)
-                for s in unit.segments]
-    with RateProgress("tokenizing conversations", total=len(segments), counters=("conversations", "tokens"),
+    with RateProgress("tokenizing conversations", total=len(units), counters=("conversations", "tokens"),
                       enabled=show_progress) as bar:
-        for segment in segments:
-            spec = next(d for d in datasets if d.name == segment.file.dataset)
-            for record, where in iter_records(segment, settings.on_error, skipped):
-                try:
-                    messages, tools = to_messages(record)
-                    sequence = tokenize_conversation(messages, tools, settings.template, tokenizer)
-                except ConversationError as err:
-                    if settings.on_error != "skip" and err.reason not in _ALWAYS_SKIPPED:
-                        raise DataError(f"{where()}: {err}", hint="fix the record, or set data_prep.on_error=skip "
-                                                                  "to count and skip bad conversations") from None
-                    skipped[err.reason] += 1
-                    continue
-                ids, mask = sequence.input_ids, sequence.loss_mask
-                if len(ids) > settings.pack_size:
-                    if settings.overlong == "drop":
-                        dropped += 1
-                        continue
-                    ids, mask = ids[: settings.pack_size], mask[: settings.pack_size]
-                    if not mask.any():  # the cut took every assistant token
-                        skipped["no_target_after_truncation"] += 1
-                        continue
-                    truncated += 1
-                split = spec.split or _split_of(messages, tools, settings.split_ratios)
-                spools[split].add(ids, mask)
-                conversations += 1
-                bar.add(conversations=1, tokens=len(ids))
+        for (_, prefix), counts in zip(jobs, _run_units(jobs, settings)):
+            for split, spool in spools.items():
+                spool.append(Path(f"{prefix}.{split}"))
+            skipped.update(counts.skipped)
+            truncated, dropped = truncated + counts.truncated, dropped + counts.dropped
+            conversations += counts.conversations
+            bar.add(conversations=counts.conversations, tokens=counts.tokens)
             bar.unit_done()
     for spool in spools.values():
         spool.close()
+    shutil.rmtree(units_dir)
     return {"skipped": dict(sorted(skipped.items())), "truncated": truncated, "dropped": dropped,
             "conversations": conversations, "elapsed_s": round(bar.elapsed, 3)}
+
+
+def _run_units(jobs: list[tuple[WorkUnit, str]], settings: SFTSettings) -> Iterator[_UnitCounts]:
+    """Each unit's counts, in unit order, as the units finish (here, or in ``workers`` processes)."""
+    if settings.workers == 0:
+        yield from (_spool_unit(unit, prefix, settings) for unit, prefix in jobs)
+        return
+    import multiprocessing
+
+    # spawn, as the stage-0 prep: the parent may hold threads (progress bar) that fork would copy.
+    with ProcessPoolExecutor(settings.workers, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_init_worker) as pool:
+        futures = [pool.submit(_spool_unit, unit, prefix, settings) for unit, prefix in jobs]
+        try:
+            for future in futures:
+                yield future.result()  # re-raises a worker's error (DataError keeps its hint)
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+
+
+@functools.lru_cache(maxsize=1)
+def _tokenizer(path: str):
+    """Loaded once per process, not once per unit (a large vocabulary takes a while to parse)."""
+    return load_tokenizer(path).tokenizer
+
+
+def _init_worker() -> None:
+    # One conversation at a time: the Rust tokenizer's own threads would only compete.
+    os.environ["RAYON_NUM_THREADS"] = "1"
+
+
+def _spool_unit(unit: WorkUnit, prefix: str, settings: SFTSettings) -> _UnitCounts:
+    """Render, tokenize and mask one unit's conversations into its own spool files."""
+    tokenizer = _tokenizer(settings.tokenizer_path)
+    target = Path(prefix)
+    spools = {split: _Spool(target.parent, f"{target.name}.{split}") for split in SPLITS}
+    skipped, truncated, dropped, conversations, tokens = SkipCounter(), 0, 0, 0, 0
+    for segment in unit.segments:
+        for record, where in iter_records(segment, settings.on_error, skipped):
+            try:
+                messages, tools = to_messages(record)
+                sequence = tokenize_conversation(messages, tools, settings.template, tokenizer)
+            except ConversationError as err:
+                if settings.on_error != "skip" and err.reason not in _ALWAYS_SKIPPED:
+                    raise DataError(f"{where()}: {err}", hint="fix the record, or set data_prep.on_error=skip "
+                                                              "to count and skip bad conversations") from None
+                skipped[err.reason] += 1
+                continue
+            ids, mask = sequence.input_ids, sequence.loss_mask
+            if len(ids) > settings.pack_size:
+                if settings.overlong == "drop":
+                    dropped += 1
+                    continue
+                ids, mask = ids[: settings.pack_size], mask[: settings.pack_size]
+                if not mask.any():  # the cut took every assistant token
+                    skipped["no_target_after_truncation"] += 1
+                    continue
+                truncated += 1
+            spools[unit.dataset.split or _split_of(messages, tools, settings.split_ratios)].add(ids, mask)
+            conversations += 1
+            tokens += len(ids)
+    for spool in spools.values():
+        spool.close()
+    return _UnitCounts(dict(skipped), truncated, dropped, conversations, tokens)
 
 
 def _split_of(messages: list[dict], tools, ratios: tuple[float, float, float]) -> str:

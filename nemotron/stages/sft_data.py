@@ -17,7 +17,7 @@ from nemotron.stages import outputs
 from nemotron.stages.pretrain_data import _datasets
 
 # data_prep keys that change how the output is made, never what it contains.
-_NOT_IN_FINGERPRINT = ("output_root",)
+_NOT_IN_FINGERPRINT = ("output_root", "workers")  # the output does not depend on them
 
 
 def prep_sft(cfg: Any, *, show_progress: bool = True) -> SFTDataArtifact:
@@ -43,7 +43,7 @@ def prep_sft(cfg: Any, *, show_progress: bool = True) -> SFTDataArtifact:
         output_dir=str(output_dir), tokenizer_path=str(config["tokenizer"]["path"]), template=template,
         pack_size=int(prep["pack_size"]), algorithm=prep["packing"], seed=int(prep["seed"]),
         split_ratios=split_ratios(prep["splits"]), on_error=prep["on_error"], overlong=prep["overlong"],
-        packs_per_shard=int(prep["packs_per_shard"]),
+        packs_per_shard=int(prep["packs_per_shard"]), workers=int(prep.get("workers", 0)),
     )
     outcome = prepare_sft(datasets, files, settings, show_progress=show_progress)
     artifact = SFTDataArtifact(

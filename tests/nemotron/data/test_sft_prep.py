@@ -90,6 +90,16 @@ def test_output_is_deterministic_and_a_rerun_rebuilds_only_missing_shards(tmp_pa
     assert files(tmp_path / "a") == files(tmp_path / "b")
 
 
+def test_workers_spool_byte_ranges_and_the_output_is_the_same(tmp_path):
+    files = lambda root: {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*.parquet"))}
+    alone = run(tmp_path / "alone", sample_datasets(), packs_per_shard=20)
+    parallel = run(tmp_path / "parallel", sample_datasets(), packs_per_shard=20, workers=2)  # 8 units per dataset
+    assert files(tmp_path / "alone") == files(tmp_path / "parallel") and len(files(tmp_path / "alone")) > 3
+    assert (parallel.conversations, parallel.truncated, parallel.skipped) == \
+        (alone.conversations, alone.truncated, alone.skipped)
+    assert not (tmp_path / "parallel" / "spool" / "units").exists()
+
+
 def test_overlong_conversations_are_truncated_or_dropped_and_counted(tmp_path):
     truncated = run(tmp_path / "t", sample_datasets())
     dropped = run(tmp_path / "d", sample_datasets(), overlong="drop")
@@ -108,8 +118,10 @@ def test_bad_conversations_fail_with_file_and_line_or_are_counted(tmp_path):
     good = {"input": "q", "output": "a"}
     corpus = write(tmp_path / "c.jsonl", [good, good, {"messages": [{"role": "robot", "content": "x"}]},
                                           {"messages": [{"role": "user", "content": "only a question"}]}])
-    with pytest.raises(DataError, match=r"c.jsonl:3: messages\[0\] has unknown role 'robot'"):
-        run(tmp_path / "fail", [DatasetSpec(name="c", path=str(corpus), split="train")])
+    for workers in (0, 2):  # a worker's error names the file and line too
+        with pytest.raises(DataError, match=r"c.jsonl:3: messages\[0\] has unknown role 'robot'") as err:
+            run(tmp_path / f"fail{workers}", [DatasetSpec(name="c", path=str(corpus), split="train")], workers=workers)
+        assert "on_error=skip" in err.value.hint
     outcome = run(tmp_path / "skip", [DatasetSpec(name="c", path=str(corpus), split="train")], on_error="skip")
     assert outcome.skipped == {"unknown_role": 1, "no_assistant": 1} and outcome.num_sequences == 2
 
@@ -117,3 +129,5 @@ def test_bad_conversations_fail_with_file_and_line_or_are_counted(tmp_path):
 def test_pack_size_below_two_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="pack_size must be at least 2"):
         run(tmp_path / "x", sample_datasets(), pack_size=1)
+    with pytest.raises(ConfigError, match="data_prep.workers must be 0"):
+        run(tmp_path / "x", sample_datasets(), workers=-1)
