@@ -185,13 +185,12 @@ def _spool(datasets: list[DatasetSpec], files: list[SourceFile], settings: SFTSe
     skipped, truncated, dropped, conversations = SkipCounter(), 0, 0, 0
     with RateProgress("tokenizing conversations", total=len(units), counters=("conversations", "tokens"),
                       enabled=show_progress) as bar:
-        for (_, prefix), counts in zip(jobs, _run_units(jobs, settings)):
+        for (_, prefix), counts in zip(jobs, _run_units(jobs, settings, bar)):
             for split, spool in spools.items():
                 spool.append(Path(f"{prefix}.{split}"))
             skipped.update(counts.skipped)
             truncated, dropped = truncated + counts.truncated, dropped + counts.dropped
             conversations += counts.conversations
-            bar.add(conversations=counts.conversations, tokens=counts.tokens)
             bar.unit_done()
     for spool in spools.values():
         spool.close()
@@ -200,10 +199,12 @@ def _spool(datasets: list[DatasetSpec], files: list[SourceFile], settings: SFTSe
             "conversations": conversations, "elapsed_s": round(bar.elapsed, 3)}
 
 
-def _run_units(jobs: list[tuple[WorkUnit, str]], settings: SFTSettings) -> Iterator[_UnitCounts]:
-    """Each unit's counts, in unit order, as the units finish (here, or in ``workers`` processes)."""
+def _run_units(jobs: list[tuple[WorkUnit, str]], settings: SFTSettings, bar: RateProgress) -> Iterator[_UnitCounts]:
+    """Each unit's counts, in unit order, as the units finish (here, or in ``workers`` processes);
+    the bar counts each conversation here, each finished unit's conversations with workers."""
     if settings.workers == 0:
-        yield from (_spool_unit(unit, prefix, settings) for unit, prefix in jobs)
+        report = lambda tokens: bar.add(conversations=1, tokens=tokens)  # noqa: E731
+        yield from (_spool_unit(unit, prefix, settings, report) for unit, prefix in jobs)
         return
     import multiprocessing
 
@@ -213,7 +214,9 @@ def _run_units(jobs: list[tuple[WorkUnit, str]], settings: SFTSettings) -> Itera
         futures = [pool.submit(_spool_unit, unit, prefix, settings) for unit, prefix in jobs]
         try:
             for future in futures:
-                yield future.result()  # re-raises a worker's error (DataError keeps its hint)
+                counts = future.result()  # re-raises a worker's error (DataError keeps its hint)
+                bar.add(conversations=counts.conversations, tokens=counts.tokens)
+                yield counts
         except BaseException:
             pool.shutdown(wait=True, cancel_futures=True)
             raise
@@ -230,8 +233,9 @@ def _init_worker() -> None:
     os.environ["RAYON_NUM_THREADS"] = "1"
 
 
-def _spool_unit(unit: WorkUnit, prefix: str, settings: SFTSettings) -> _UnitCounts:
-    """Render, tokenize and mask one unit's conversations into its own spool files."""
+def _spool_unit(unit: WorkUnit, prefix: str, settings: SFTSettings, report=None) -> _UnitCounts:
+    """Render, tokenize and mask one unit's conversations into its own spool files; ``report``
+    gets each spooled conversation's token count."""
     tokenizer = _tokenizer(settings.tokenizer_path)
     target = Path(prefix)
     spools = {split: _Spool(target.parent, f"{target.name}.{split}") for split in SPLITS}
@@ -260,6 +264,8 @@ def _spool_unit(unit: WorkUnit, prefix: str, settings: SFTSettings) -> _UnitCoun
             spools[unit.dataset.split or _split_of(messages, tools, settings.split_ratios)].add(ids, mask)
             conversations += 1
             tokens += len(ids)
+            if report is not None:
+                report(len(ids))
     for spool in spools.values():
         spool.close()
     return _UnitCounts(dict(skipped), truncated, dropped, conversations, tokens)
