@@ -4,9 +4,10 @@ Three passes, none of which holds the data set's tokens in memory:
 
 1. spool: every conversation is rendered, tokenized and masked (see ``chat``), cut or dropped
    when longer than ``pack_size``, and appended to its split's spool files (``spool/``:
-   int32 tokens, uint8 masks, int64 offsets). Only lengths stay in memory. With ``workers``,
-   byte ranges of the inputs (work units) are spooled by that many processes, each into its
-   own files, which are then appended in input order: the output does not depend on it.
+   int32 tokens, uint8 masks, int64 offsets). Only lengths stay in memory. Byte ranges of the
+   inputs (work units; ``4 x workers`` per dataset, one in-process) are spooled each into its
+   own files, by ``workers`` processes, then appended in input order: the output does not
+   depend on ``workers``. A killed run's completed units are kept for the rerun.
 2. pack: the lengths of each split are bin-packed (see ``packing``).
 3. materialise: packs are written shard by shard (``<split>/part-NNNNN.parquet``, zstd, row
    groups of 500), each by atomic rename; a rerun skips the shards that exist.
@@ -29,7 +30,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -121,6 +122,8 @@ def prepare_sft(datasets: list[DatasetSpec], files: list[SourceFile], settings: 
     else:
         spooled = _spool(datasets, files, settings, show_progress)
         write_atomically(done, json.dumps(spooled, indent=1))
+    for units in (output_dir / "spool").glob("units-*"):  # the spool is whole: its parts can go
+        shutil.rmtree(units)
     outcome.skipped, outcome.truncated, outcome.dropped = spooled["skipped"], spooled["truncated"], spooled["dropped"]
     outcome.conversations, outcome.elapsed_s = spooled["conversations"], spooled["elapsed_s"]
     for split in SPLITS:
@@ -175,10 +178,14 @@ class _UnitCounts:
 
 def _spool(datasets: list[DatasetSpec], files: list[SourceFile], settings: SFTSettings, show_progress: bool) -> dict:
     directory = Path(settings.output_dir) / "spool"
-    units_dir = directory / "units"
-    shutil.rmtree(units_dir, ignore_errors=True)  # an interrupted run's: spooling starts over
-    units_dir.mkdir(parents=True)
     per_dataset = max(1, settings.workers * _UNITS_PER_WORKER)
+    # Units finished by an interrupted run with the same plan are kept (their marker says so);
+    # another plan cuts other byte ranges, so its units are of no use.
+    units_dir = directory / f"units-{per_dataset}"
+    for stale in directory.glob("units-*"):
+        if stale != units_dir:
+            shutil.rmtree(stale)
+    units_dir.mkdir(parents=True, exist_ok=True)
     units = [unit for spec in datasets for unit in plan_units(spec, [f for f in files if f.dataset == spec.name], per_dataset)]
     jobs = [(unit, str(units_dir / f"{index:05d}")) for index, unit in enumerate(units)]
     spools = {split: _Spool(directory, split) for split in SPLITS}
@@ -194,7 +201,6 @@ def _spool(datasets: list[DatasetSpec], files: list[SourceFile], settings: SFTSe
             bar.unit_done()
     for spool in spools.values():
         spool.close()
-    shutil.rmtree(units_dir)
     return {"skipped": dict(sorted(skipped.items())), "truncated": truncated, "dropped": dropped,
             "conversations": conversations, "elapsed_s": round(bar.elapsed, 3)}
 
@@ -202,19 +208,27 @@ def _spool(datasets: list[DatasetSpec], files: list[SourceFile], settings: SFTSe
 def _run_units(jobs: list[tuple[WorkUnit, str]], settings: SFTSettings, bar: RateProgress) -> Iterator[_UnitCounts]:
     """Each unit's counts, in unit order, as the units finish (here, or in ``workers`` processes);
     the bar counts each conversation here, each finished unit's conversations with workers."""
+    finished = {prefix: _finished(prefix) for _, prefix in jobs}
     if settings.workers == 0:
         report = lambda tokens: bar.add(conversations=1, tokens=tokens)  # noqa: E731
-        yield from (_spool_unit(unit, prefix, settings, report) for unit, prefix in jobs)
+        for unit, prefix in jobs:
+            counts = finished[prefix]
+            if counts is None:
+                counts = _spool_unit(unit, prefix, settings, report)
+            else:
+                bar.add(conversations=counts.conversations, tokens=counts.tokens)
+            yield counts
         return
     import multiprocessing
 
     # spawn, as the stage-0 prep: the parent may hold threads (progress bar) that fork would copy.
     with ProcessPoolExecutor(settings.workers, mp_context=multiprocessing.get_context("spawn"),
                              initializer=_init_worker) as pool:
-        futures = [pool.submit(_spool_unit, unit, prefix, settings) for unit, prefix in jobs]
+        futures = [None if finished[prefix] else pool.submit(_spool_unit, unit, prefix, settings) for unit, prefix in jobs]
         try:
-            for future in futures:
-                counts = future.result()  # re-raises a worker's error (DataError keeps its hint)
+            for (_, prefix), future in zip(jobs, futures):
+                # A worker's error is re-raised here (a DataError keeps its hint).
+                counts = finished[prefix] if future is None else future.result()
                 bar.add(conversations=counts.conversations, tokens=counts.tokens)
                 yield counts
         except BaseException:
@@ -268,7 +282,15 @@ def _spool_unit(unit: WorkUnit, prefix: str, settings: SFTSettings, report=None)
                 report(len(ids))
     for spool in spools.values():
         spool.close()
-    return _UnitCounts(dict(skipped), truncated, dropped, conversations, tokens)
+    counts = _UnitCounts(dict(skipped), truncated, dropped, conversations, tokens)
+    write_atomically(Path(f"{prefix}.done.json"), json.dumps(asdict(counts)))  # last: the unit is complete
+    return counts
+
+
+def _finished(prefix: str) -> _UnitCounts | None:
+    """The counts of a unit an earlier run completed, None when it must be spooled."""
+    marker = Path(f"{prefix}.done.json")
+    return _UnitCounts(**json.loads(marker.read_text())) if marker.is_file() else None
 
 
 def _split_of(messages: list[dict], tools, ratios: tuple[float, float, float]) -> str:

@@ -97,7 +97,60 @@ def test_workers_spool_byte_ranges_and_the_output_is_the_same(tmp_path):
     assert files(tmp_path / "alone") == files(tmp_path / "parallel") and len(files(tmp_path / "alone")) > 3
     assert (parallel.conversations, parallel.truncated, parallel.skipped) == \
         (alone.conversations, alone.truncated, alone.skipped)
-    assert not (tmp_path / "parallel" / "spool" / "units").exists()
+    assert not list((tmp_path / "parallel" / "spool").glob("units-*"))
+
+
+def test_a_rerun_after_a_crash_keeps_the_units_that_were_spooled(tmp_path, monkeypatch):
+    from nemotron.data import sft_prep
+
+    files = lambda root: {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*.parquet"))}
+    run(tmp_path / "whole", sample_datasets())
+    spool_unit, spooled = sft_prep._spool_unit, []
+
+    def crash_on_the_second(unit, prefix, settings, report=None):
+        if unit.dataset.name == "arith" and "crash" not in spooled:
+            spooled.append("crash")
+            raise KeyboardInterrupt
+        spooled.append(unit.dataset.name)
+        return spool_unit(unit, prefix, settings, report)
+
+    monkeypatch.setattr(sft_prep, "_spool_unit", crash_on_the_second)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "crashed", sample_datasets())
+    outcome = run(tmp_path / "crashed", sample_datasets())
+    assert spooled == ["qa", "crash", "arith"]  # the qa unit was not tokenized again
+    assert files(tmp_path / "crashed") == files(tmp_path / "whole") and outcome.conversations > 200
+
+
+def test_with_workers_a_rerun_submits_only_the_units_left(tmp_path, monkeypatch):
+    from concurrent.futures import ProcessPoolExecutor
+
+    from nemotron.data import sft_prep
+
+    files = lambda root: {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*.parquet"))}
+    run(tmp_path / "whole", sample_datasets(), workers=2)
+    appended, submitted = [], []
+
+    def append_then_crash(self, other):
+        appended.append(other)
+        if len(appended) == 3 * 5:  # five units' three splits: their markers are written
+            raise KeyboardInterrupt
+        return append(self, other)
+
+    class CountingPool(ProcessPoolExecutor):
+        def submit(self, *args, **kwargs):
+            submitted.append(args[1])
+            return super().submit(*args, **kwargs)
+
+    append = sft_prep._Spool.append
+    monkeypatch.setattr(sft_prep._Spool, "append", append_then_crash)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "crashed", sample_datasets(), workers=2)
+    monkeypatch.setattr(sft_prep._Spool, "append", append)
+    monkeypatch.setattr(sft_prep, "ProcessPoolExecutor", CountingPool)
+    run(tmp_path / "crashed", sample_datasets(), workers=2)
+    assert len(submitted) <= 16 - 5  # 8 units per dataset: at least the first five were kept
+    assert files(tmp_path / "crashed") == files(tmp_path / "whole")
 
 
 def test_overlong_conversations_are_truncated_or_dropped_and_counted(tmp_path):
