@@ -206,29 +206,35 @@ def _spool(datasets: list[DatasetSpec], files: list[SourceFile], settings: SFTSe
 
 
 def _run_units(jobs: list[tuple[WorkUnit, str]], settings: SFTSettings, bar: RateProgress) -> Iterator[_UnitCounts]:
-    """Each unit's counts, in unit order, as the units finish (here, or in ``workers`` processes);
-    the bar counts each conversation here, each finished unit's conversations with workers."""
+    """Each unit's counts, in unit order: a finished unit's from its marker, the others' as they
+    are spooled (here, or in ``workers`` processes)."""
     finished = {prefix: _finished(prefix) for _, prefix in jobs}
-    if settings.workers == 0:
+    spooled = _spool_units([(unit, prefix) for unit, prefix in jobs if finished[prefix] is None], settings, bar)
+    for _, prefix in jobs:
+        counts = finished[prefix]
+        if counts is None:
+            counts = next(spooled)
+        else:
+            bar.add(conversations=counts.conversations, tokens=counts.tokens)
+        yield counts
+
+
+def _spool_units(jobs: list[tuple[WorkUnit, str]], settings: SFTSettings, bar: RateProgress) -> Iterator[_UnitCounts]:
+    """Spool the units, yielding their counts in order; the bar counts each conversation here,
+    each finished unit's conversations with workers."""
+    if settings.workers == 0 or not jobs:
         report = lambda tokens: bar.add(conversations=1, tokens=tokens)  # noqa: E731
-        for unit, prefix in jobs:
-            counts = finished[prefix]
-            if counts is None:
-                counts = _spool_unit(unit, prefix, settings, report)
-            else:
-                bar.add(conversations=counts.conversations, tokens=counts.tokens)
-            yield counts
+        yield from (_spool_unit(unit, prefix, settings, report) for unit, prefix in jobs)
         return
     import multiprocessing
 
     # spawn, as the stage-0 prep: the parent may hold threads (progress bar) that fork would copy.
     with ProcessPoolExecutor(settings.workers, mp_context=multiprocessing.get_context("spawn"),
                              initializer=_init_worker) as pool:
-        futures = [None if finished[prefix] else pool.submit(_spool_unit, unit, prefix, settings) for unit, prefix in jobs]
+        futures = [pool.submit(_spool_unit, unit, prefix, settings) for unit, prefix in jobs]
         try:
-            for (_, prefix), future in zip(jobs, futures):
-                # A worker's error is re-raised here (a DataError keeps its hint).
-                counts = finished[prefix] if future is None else future.result()
+            for future in futures:
+                counts = future.result()  # re-raises a worker's error (a DataError keeps its hint)
                 bar.add(conversations=counts.conversations, tokens=counts.tokens)
                 yield counts
         except BaseException:

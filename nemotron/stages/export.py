@@ -105,7 +105,8 @@ def export_to_directory(record, out: Path, *, tokenizer: str | None = None, trac
                           f"with {vocab_size}", hint="pass the tokenizer the model was trained with (--tokenizer PATH)")
     source = Path(loaded.info.path).parent
     template, template_info = _chat_template(tracking, record, source)
-    template = _exported_template(source, template)
+    own_config = _tokenizer_config(source)
+    template = _exported_template(source, own_config, template)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -113,8 +114,9 @@ def export_to_directory(record, out: Path, *, tokenizer: str | None = None, trac
     staging = out.parent / f".{out.name}.export-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     try:
-        result = _convert(checkpoint, architecture, vocab_size, staging, loaded, _turn_ends(source, template, loaded))
-        _copy_tokenizer(source, staging, loaded, template, int(architecture["seq_length"]))
+        turn_ends = _turn_ends(template if template is not None else own_config.get("chat_template"), loaded)
+        result = _convert(checkpoint, architecture, vocab_size, staging, loaded, turn_ends)
+        _copy_tokenizer(source, own_config, staging, loaded, template, int(architecture["seq_length"]))
         try:
             os.rename(staging, out)  # replaces only an empty directory
         except OSError as err:
@@ -222,10 +224,10 @@ def _chat_template(tracking, record, tokenizer_dir: Path) -> tuple[str | None, d
     return template.source, {"name": template.name, "sha256": template.sha256, "from": data.uri}
 
 
-def _exported_template(source: Path, template: str | None) -> str | None:
+def _exported_template(source: Path, own_config: dict[str, Any], template: str | None) -> str | None:
     """The chat template to fold into tokenizer_config.json: the SFT data's, else a
     chat_template.jinja beside the tokenizer; None keeps tokenizer_config.json's own."""
-    if template is not None or isinstance(_tokenizer_config(source).get("chat_template"), (str, list)):
+    if template is not None or isinstance(own_config.get("chat_template"), (str, list)):
         return template
     jinja = source / "chat_template.jinja"
     return jinja.read_text(encoding="utf-8") if jinja.is_file() else None
@@ -236,9 +238,10 @@ def _tokenizer_config(source: Path) -> dict[str, Any]:
     return json.loads(config_file.read_text(encoding="utf-8")) if config_file.is_file() else {}
 
 
-def _turn_ends(source: Path, template: str | None, loaded) -> list[int]:
-    """Ids of the end-of-turn tokens the exported chat template writes (besides end-of-document)."""
-    text = template if template is not None else json.dumps(_tokenizer_config(source).get("chat_template") or "")
+def _turn_ends(template: str | list | None, loaded) -> list[int]:
+    """Ids of the end-of-turn tokens the exported chat template (a string, or the tokenizer's
+    named templates) writes, besides end-of-document."""
+    text = template if isinstance(template, str) else json.dumps(template or "")
     ids = [loaded.tokenizer.token_to_id(token) for token in _TURN_ENDS if token in text]
     return [i for i in ids if i is not None and i != loaded.eod_id]
 
@@ -264,12 +267,13 @@ def _convert(checkpoint: Path, architecture: dict[str, Any], vocab_size: int, st
         return json.loads(result_file.read_text())
 
 
-def _copy_tokenizer(source: Path, target: Path, loaded, template: str | None, max_length: int) -> None:
+def _copy_tokenizer(source: Path, own_config: dict[str, Any], target: Path, loaded, template: str | None,
+                    max_length: int) -> None:
     """tokenizer.json as is; tokenizer_config.json with the chat template folded in."""
     for file in _TOKENIZER_FILES:
         if (source / file).is_file():
             shutil.copyfile(source / file, target / file)
-    config = _tokenizer_config(source) or {
+    config = dict(own_config) or {
         "tokenizer_class": "PreTrainedTokenizerFast", "eos_token": loaded.tokenizer.id_to_token(loaded.eod_id)}
     if template is not None:
         config["chat_template"] = template

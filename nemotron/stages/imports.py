@@ -58,7 +58,7 @@ from nemo_runspec.refs import validate_name
 from nemotron.data.files import file_sha256
 from nemotron.stages import outputs
 from nemotron.train.megatron_lm import ARCHITECTURE_SOURCE as ARCHITECTURE_FROM_ARGS
-from nemotron.train.megatron_lm import architecture_from_args
+from nemotron.train.megatron_lm import SavedState, architecture_from_args, read_common
 
 STAGES = ("pretrain", "sft", "rl")
 BLEND_SPLITS = ("train", "valid", "test")
@@ -340,9 +340,7 @@ def _dist_checkpoint(directory: Path) -> Checkpoint:
                       source if step is not None else None, links={"model": directory}, info=info)
 
 
-def _megatron_lm_state(directory: Path):
-    from nemotron.train.megatron_lm import SavedState, read_common
-
+def _megatron_lm_state(directory: Path) -> SavedState:
     if not (directory / "common.pt").is_file():
         return SavedState(None, None)
     try:
