@@ -6,6 +6,7 @@ import os
 from typing import Any
 
 from nemo_runspec.artifacts import log_artifact, setup_artifact_tracking
+from nemo_runspec.errors import ConfigError
 from nemo_runspec.hydra_app import to_plain
 from nemotron.data.chat import load_template
 from nemotron.data.pretrain_prep import split_ratios
@@ -24,6 +25,7 @@ def prep_sft(cfg: Any, *, show_progress: bool = True) -> SFTDataArtifact:
     tracking = setup_artifact_tracking(cfg)
     config = to_plain(cfg)
     prep, name = config["data_prep"], config["run"]["name"]
+    numbers = {key: _integer(prep, key) for key in ("pack_size", "seed", "packs_per_shard", "workers")}
     datasets = _datasets(prep["blend"])
     tokenizer = load_tokenizer(str(config["tokenizer"]["path"]), config["tokenizer"].get("name"))
     template = load_template(str(prep["chat_template"]), config["tokenizer"]["path"])
@@ -41,9 +43,9 @@ def prep_sft(cfg: Any, *, show_progress: bool = True) -> SFTDataArtifact:
 
     settings = SFTSettings(
         output_dir=str(output_dir), tokenizer_path=str(config["tokenizer"]["path"]), template=template,
-        pack_size=int(prep["pack_size"]), algorithm=prep["packing"], seed=int(prep["seed"]),
+        pack_size=numbers["pack_size"], algorithm=prep["packing"], seed=numbers["seed"],
         split_ratios=split_ratios(prep["splits"]), on_error=prep["on_error"], overlong=prep["overlong"],
-        packs_per_shard=int(prep["packs_per_shard"]), workers=int(prep.get("workers", 0)),
+        packs_per_shard=numbers["packs_per_shard"], workers=numbers["workers"],
     )
     outcome = prepare_sft(datasets, files, settings, show_progress=show_progress)
     artifact = SFTDataArtifact(
@@ -79,3 +81,10 @@ def prep_sft(cfg: Any, *, show_progress: bool = True) -> SFTDataArtifact:
     print(f"logged {artifact.name}:v{artifact.version}: {artifact.num_sequences} conversations in "
           f"{artifact.num_packs} packs of {artifact.pack_size} ({artifact.packing_efficiency:.1f}% full) -> {output_dir}")
     return artifact
+
+
+def _integer(prep: dict[str, Any], key: str) -> int:
+    value = prep.get(key, 0)
+    if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).lstrip("-").isdigit():
+        raise ConfigError(f"data_prep.{key} must be an integer, got {value!r}")
+    return int(value)

@@ -38,6 +38,8 @@ def test_sft_prep_logs_a_typed_artifact_whose_pack_size_resolves(isolated):
     (["data_prep.pack_size=1"], "pack_size must be at least 2"),
     (["data_prep.packing=next_fit"], "data_prep.packing='next_fit'"),
     (["data_prep.chat_template=nope"], "chat template 'nope'"),
+    (["data_prep.workers=abc"], "data_prep.workers must be an integer, got 'abc'"),
+    (["data_prep.workers=-1"], "data_prep.workers must be 0 (this process) or more"),
 ])
 def test_bad_settings_are_one_line_errors(isolated, args, fragment):
     done = run_cli("nano3", "data", "prep", "sft", *args, cwd=isolated)
