@@ -78,7 +78,8 @@ def run_ours(corpus: Path, out_dir: Path, workers: int) -> tuple[int, Clock]:
     clock = Clock()
     units, files = plan([DatasetSpec(name="bench", path=str(corpus))], shards_per_dataset=32)
     settings = TokenizeSettings(output_dir=str(out_dir), tokenizer_path=str(TOKENIZER.parent),
-                                split_ratios=(0.98, 0.01, 0.01))
+                                split_ratios=(0.98, 0.01, 0.01), on_error="fail", batch_docs=1024, add_bos=False,
+                                append_eod=True)
     outcome = prepare(units, files, settings, workers=workers, show_progress=False)
     return outcome.tokens, clock
 

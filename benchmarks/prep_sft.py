@@ -53,7 +53,8 @@ def prep(corpus: Path, out: Path, workers: int) -> tuple[float, int]:
 
     dataset = DatasetSpec(name="chat", path=str(corpus))
     settings = SFTSettings(output_dir=str(out), tokenizer_path=str(TOKENIZER), template=load_template("chatml", TOKENIZER),
-                           pack_size=512, workers=workers)
+                           pack_size=512, algorithm="first_fit_shuffle", seed=1234, split_ratios=(0.9, 0.05, 0.05),
+                           on_error="fail", overlong="truncate", packs_per_shard=1000, workers=workers)
     started = time.perf_counter()
     outcome = prepare_sft([dataset], resolve_files(dataset), settings, show_progress=False)
     return time.perf_counter() - started, outcome.conversations

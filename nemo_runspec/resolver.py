@@ -3,18 +3,22 @@
 NAME names a reference under ``run:`` (``run.data: my-data:latest``); FIELD is ``path``,
 ``version``, ``name``, ``type``, ``ref``, a typed field or a metadata key, nested with dots.
 The reference is read from the config being resolved, so a command-line override of
-``run.data`` is what resolves. Records come from the active tracking, whose cache keeps a
-reference on one version for the whole run.
+``run.data`` is what resolves. Records come from the tracking passed to :func:`resolve_art`,
+else (as always through OmegaConf, which passes none) the process's active tracking, whose
+cache keeps a reference on one version for the whole run.
 """
 
 from __future__ import annotations
 
 from pathlib import PurePath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from nemo_runspec.errors import ConfigError
+
+if TYPE_CHECKING:
+    from nemo_runspec.artifacts.tracking import ArtifactTracking
 
 RESOLVER = "art"
 
@@ -25,8 +29,8 @@ def register_art_resolver() -> None:
         OmegaConf.register_new_resolver(RESOLVER, resolve_art, use_cache=False)
 
 
-def resolve_art(name: str, field: str, *, _root_: DictConfig) -> Any:
-    from nemo_runspec.artifacts.tracking import current_tracking
+def resolve_art(name: str, field: str, *, _root_: DictConfig, tracking: ArtifactTracking | None = None) -> Any:
+    from nemo_runspec.artifacts.active import current_tracking
     from nemo_runspec.registry.record import record_field
 
     run = _root_.get("run") if "run" in _root_ else None
@@ -39,7 +43,7 @@ def resolve_art(name: str, field: str, *, _root_: DictConfig) -> Any:
     ref = run[name]
     if not isinstance(ref, str) or not ref:
         raise ConfigError(f"${{art:{name},{field}}}: run.{name} must be an artifact reference, got {ref!r}")
-    record = current_tracking().resolve(ref)
+    record = (tracking or current_tracking()).resolve(ref)
     try:
         value = record_field(record, field)
     except KeyError as err:

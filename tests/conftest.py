@@ -7,15 +7,16 @@ import pytest
 
 @pytest.fixture(autouse=True)
 def isolated(tmp_path, monkeypatch):
-    import nemo_runspec.artifacts.tracking as tracking
+    from nemo_runspec.artifacts import reset_artifact_tracking
 
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)
     for var in ("NEMOTRON_ENV_FILE", "NEMOTRON_ARTIFACTS_ROOT", "NEMOTRON_RUN_ID"):
         monkeypatch.delenv(var, raising=False)
-    monkeypatch.setattr(tracking, "_active", None)
+    reset_artifact_tracking()
     yield work
+    reset_artifact_tracking()
 
 
 @pytest.fixture

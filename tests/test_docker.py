@@ -54,9 +54,25 @@ def base_image(name: str) -> str:
     return image
 
 
-def test_the_three_dockerfiles_exist():
-    for name in EXPECTED:
-        assert (DOCKER / name).is_file(), f"docker/{name} is missing"
+@pytest.mark.parametrize("name", EXPECTED)
+def test_readme_describes_each_image_as_its_dockerfile_builds_it(name):
+    tag = "nemotron-" + name.removesuffix(".Dockerfile")
+    readme = (DOCKER / "README.md").read_text()
+    section = re.search(rf"^## {tag} \(`{re.escape(name)}`\)\n(.*?)(?=^## |\Z)", readme, re.M | re.S)
+    assert section, f"docker/README.md has no section '## {tag} (`{name}`)'"
+    assert re.findall(r"Base `([^`]+)`", section.group(1)) == [base_image(name)]
+    # Every image works in /work, which any uid (docker run --user, pyxis) can write.
+    assert args_of(name, "WORKDIR")[-1] == "/work"
+    assert re.search(r"mkdir -p /work .*chmod 1777 /work", " ".join(args_of(name, "RUN")))
+
+
+def test_readme_versions_and_paths_are_the_ones_built():
+    readme = (DOCKER / "README.md").read_text()
+    (megatron,) = set(re.findall(r"megatron-core (\d[\w.]*)", readme))
+    assert f"megatron-core=={megatron}" in " ".join(args_of("gpu.Dockerfile", "RUN"))
+    (nemo_rl_dir,) = set(re.findall(r"NEMO_RL_DIR=(/\S+?)`", readme))
+    assert f"NEMO_RL_DIR={nemo_rl_dir}" in args_of("rl.Dockerfile", "ENV")
+    assert "uid 1000" in readme and args_of("cpu.Dockerfile", "USER") == ["1000:1000"]
 
 
 @pytest.mark.parametrize("name", sorted({*EXPECTED, *(p.name for p in DOCKER.glob("*.Dockerfile"))}))
@@ -99,7 +115,7 @@ def test_gpu_image_keeps_the_base_torch_and_pins_megatron_core():
     (pin,) = [d.split(";")[0].strip() for d in deps if re.match(r"megatron-core\s*==", d)]
     assert pin.replace(" ", "") in run, f"gpu.Dockerfile does not install {pin}"
     pins = "/etc/nemotron-base-pins.txt"
-    assert f"base_env.py pins 'torch*'" in run and f"-c {pins}" in run and f"base_env.py check {pins}" in run
+    assert "base_env.py pins 'torch*'" in run and f"-c {pins}" in run and f"base_env.py check {pins}" in run
     assert "import torch, transformer_engine, megatron.core" in run
 
 

@@ -1,12 +1,13 @@
 """Typed artifacts and their tracking: the public artifact API of the run infrastructure."""
 
-from nemo_runspec.artifacts.tracking import (
-    ArtifactTracking,
+from nemo_runspec.artifacts.active import (
     current_tracking,
     log_artifact,
+    reset_artifact_tracking,
     setup_artifact_tracking,
 )
 from nemo_runspec.artifacts.base import Artifact, artifact_class
+from nemo_runspec.artifacts.tracking import ArtifactTracking
 
 __all__ = [
     "Artifact",
@@ -14,5 +15,6 @@ __all__ = [
     "artifact_class",
     "current_tracking",
     "log_artifact",
+    "reset_artifact_tracking",
     "setup_artifact_tracking",
 ]

@@ -13,14 +13,18 @@ import json
 import os
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, computed_field, create_model
 
-from nemo_runspec.artifacts.tracking import current_tracking
+from nemo_runspec import atomic
+from nemo_runspec.artifacts.active import current_tracking
 from nemo_runspec.errors import CorruptRecordError, TypeMismatchError
 from nemo_runspec.provenance import CodeVersion, Producer
 from nemo_runspec.registry.record import ArtifactRecord
+
+if TYPE_CHECKING:
+    from nemo_runspec.artifacts.tracking import ArtifactTracking
 
 METADATA_FILE = "metadata.json"
 
@@ -116,9 +120,10 @@ class Artifact(BaseModel):
     # -- the registry ------------------------------------------------------------------------
 
     @classmethod
-    def from_uri(cls, uri: str) -> Self:
-        """Resolve ``art://name:version`` (or ``name:version``) through the active tracking."""
-        return cls.from_record(current_tracking().resolve(uri))
+    def from_uri(cls, uri: str, tracking: ArtifactTracking | None = None) -> Self:
+        """Resolve ``art://name:version`` (or ``name:version``) through ``tracking``, by
+        default the process's active one."""
+        return cls.from_record((tracking or current_tracking()).resolve(uri))
 
     # -- metadata.json beside the data -------------------------------------------------------
 
@@ -131,10 +136,7 @@ class Artifact(BaseModel):
         directory = Path(self.path)
         if directory.exists() and not directory.is_dir():
             return None  # a single-file artifact: the registry's record is the only copy
-        directory.mkdir(parents=True, exist_ok=True)
-        tmp = directory / f".{METADATA_FILE}.{os.getpid()}.tmp"
-        tmp.write_text(record.to_json(), encoding="utf-8")
-        os.replace(tmp, self.metadata_path)
+        atomic.write_text(self.metadata_path, record.to_json())
         return self.metadata_path
 
     @classmethod

@@ -1,9 +1,9 @@
-"""Artifact tracking for a run: where artifacts are published and how references resolve.
+"""An artifact tracking: the registry a run publishes to and resolves from, built from config.
 
-``setup_artifact_tracking(config)`` builds the tracking from the ``artifacts:`` config
-section, ``NEMOTRON_ARTIFACTS_ROOT`` and env.toml's ``[artifacts]`` table (in that order of
-precedence; the default root is ``./artifacts``) and makes it the process's active tracking,
-which ``Artifact.from_uri`` and the ``${art:...}`` resolver use.
+``tracking_from_config(config)`` builds one from the ``artifacts:`` config section,
+``NEMOTRON_ARTIFACTS_ROOT`` and env.toml's ``[artifacts]`` table (in that order of precedence;
+the default root is ``./artifacts``). Which tracking is the process's active one is
+``nemo_runspec.artifacts.active``'s business, not this module's.
 """
 
 from __future__ import annotations
@@ -12,18 +12,15 @@ import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from nemo_runspec.env import load_env
 from nemo_runspec.errors import ArtifactNotFoundError, ConfigError
-from nemo_runspec.provenance import current_code_version, current_producer
+from nemo_runspec.provenance import CodeVersion, Producer, current_code_version, current_producer
 from nemo_runspec.refs import ArtifactRef, is_artifact_ref, validate_alias, validate_name
 from nemo_runspec.registry.backend import ArtifactBackend
 from nemo_runspec.registry.manifest import ManifestRegistry
 from nemo_runspec.registry.record import ArtifactRecord
-
-if TYPE_CHECKING:
-    from nemo_runspec.artifacts.base import Artifact
 
 ROOT_VAR = "NEMOTRON_ARTIFACTS_ROOT"
 DEFAULT_ROOT = "artifacts"
@@ -38,6 +35,27 @@ def _wandb_backend(config: Mapping[str, Any]) -> ArtifactBackend:
 # Secondary backends by the name used in `backends = [...]`; each gets the merged [artifacts] /
 # `artifacts:` settings plus the resolved root. Later modules add theirs.
 BACKEND_FACTORIES: dict[str, Callable[[Mapping[str, Any]], ArtifactBackend]] = {"wandb": _wandb_backend}
+
+
+class PublishableArtifact(Protocol):
+    """What publishing needs of an artifact; ``nemo_runspec.artifacts.base.Artifact`` has it.
+
+    A protocol rather than that class: the class resolves ``from_uri`` through the active
+    tracking, so importing it here would close an import cycle.
+    """
+
+    name: str | None
+    version: int | None
+    producer: Producer | None
+    code_version: CodeVersion | None
+
+    def get_input_uris(self) -> list[str]: ...
+
+    def default_name(self) -> str: ...
+
+    def to_record(self, name: str, inputs: list[str]) -> ArtifactRecord: ...
+
+    def save_metadata(self, record: ArtifactRecord) -> Path | None: ...
 
 
 @dataclass
@@ -76,7 +94,7 @@ class ArtifactTracking:
 
     def publish(
         self,
-        artifact: Artifact,
+        artifact: PublishableArtifact,
         name: str,
         inputs: Iterable[str] = (),
         aliases: Iterable[str] = (),
@@ -113,16 +131,12 @@ class ArtifactTracking:
             del self._cache[key]
 
 
-_active: ArtifactTracking | None = None
-
-
-def setup_artifact_tracking(config: Any = None) -> ArtifactTracking:
-    """Build the tracking described by ``config`` and make it the active one.
+def tracking_from_config(config: Any = None) -> ArtifactTracking:
+    """The tracking described by ``config``, completed from NEMOTRON_ARTIFACTS_ROOT and env.toml.
 
     ``config`` may be None, a full run config with an ``artifacts:`` section, or that section
     itself (a mapping or OmegaConf node with ``root`` and ``backends``).
     """
-    global _active
     section = _artifacts_section(config)
     env = load_env()
     env_section = env.section("artifacts")
@@ -141,30 +155,7 @@ def setup_artifact_tracking(config: Any = None) -> ArtifactTracking:
             known = ", ".join(["manifest", *BACKEND_FACTORIES])
             raise ConfigError(f"unknown artifact backend {backend!r} (known: {known})")
         mirrors.append(BACKEND_FACTORIES[backend]({**env_section, **section, "root": root}))
-    _active = ArtifactTracking(registry=ManifestRegistry(root), mirrors=mirrors)
-    return _active
-
-
-def current_tracking() -> ArtifactTracking:
-    """The active tracking, set up from the environment on first use."""
-    return _active if _active is not None else setup_artifact_tracking()
-
-
-def log_artifact(
-    artifact: Artifact,
-    tracking: ArtifactTracking | None = None,
-    name: str | None = None,
-    *,
-    inputs: Iterable[str] = (),
-    aliases: Iterable[str] = (),
-) -> Artifact:
-    """Publish ``artifact`` as the next version of ``name``; its inputs are pinned to versions.
-
-    Fills in ``artifact.name`` and ``artifact.version`` and returns the artifact.
-    """
-    tracking = tracking or current_tracking()
-    tracking.publish(artifact, name or artifact.name or artifact.default_name(), inputs, aliases)
-    return artifact
+    return ArtifactTracking(registry=ManifestRegistry(root), mirrors=mirrors)
 
 
 def _artifacts_section(config: Any) -> dict[str, Any]:

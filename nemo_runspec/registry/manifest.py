@@ -34,6 +34,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from nemo_runspec import atomic
 from nemo_runspec.errors import ArtifactNotFoundError, CorruptRecordError, TypeMismatchError
 from nemo_runspec.refs import LATEST, ArtifactRef, validate_alias, validate_name
 from nemo_runspec.registry.backend import ArtifactBackend
@@ -78,7 +79,7 @@ class ManifestRegistry(ArtifactBackend):
         aliases = self._name_dir(name) / "aliases"
         aliases.mkdir(exist_ok=True)
         body = json.dumps({"version": version, "updated_at": datetime.now(timezone.utc).isoformat()})
-        self._replace_atomically(aliases / f"{alias}.json", body)
+        atomic.write_text(aliases / f"{alias}.json", body)
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -220,10 +221,6 @@ class ManifestRegistry(ArtifactBackend):
         finally:
             staged.unlink(missing_ok=True)
 
-    def _replace_atomically(self, target: Path, body: str) -> None:
-        staged = self._staging_file(body)
-        os.replace(staged, target)
-
     def _read_hint(self, name: str) -> int:
         try:
             return max(0, int((self._name_dir(name) / "LATEST").read_text().strip()))
@@ -233,7 +230,7 @@ class ManifestRegistry(ArtifactBackend):
     def _raise_hint(self, name: str, version: int) -> None:
         # Racing writers may leave a lower hint than the newest version; readers probe forward.
         if version > self._read_hint(name):
-            self._replace_atomically(self._name_dir(name) / "LATEST", str(version))
+            atomic.write_text(self._name_dir(name) / "LATEST", str(version))
 
     @staticmethod
     def _scan_latest(versions: Path) -> int:

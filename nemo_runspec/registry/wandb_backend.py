@@ -1,84 +1,51 @@
-"""Weights & Biases beside the manifest: artifact mirror, fallback resolution, metrics sink.
+"""Weights & Biases beside the manifest: a mirror of published versions, a fallback resolver.
 
 The manifest stays the registry that allocates versions. With ``backends = ["manifest",
 "wandb"]`` every version it publishes is also logged as a W&B artifact (:meth:`mirror`), and a
-reference the manifest does not know is looked up in W&B (:meth:`resolve`, online only).
-Training metrics go to a W&B run through :class:`WandbMetricsRun` (``tracking=wandb``).
-
-One record of ours is one W&B artifact version::
-
-    ours                                W&B
-    record.name                         artifact name (both allow A-Z a-z 0-9 . _ -)
-    record.type (the class name)        artifact type
-    record.fields (typed fields)        artifact.metadata, top level, so the W&B UI shows them
-    version, ref, producer,             artifact.metadata["nemotron"]: W&B numbers the versions
-      code_version, path, inputs,         of a name itself (from v0, per project), so our
-      created_at, type_module, metadata   numbering travels beside its own
-    vN                                  alias "nemotron-vN" (W&B reserves "vN" for its numbers)
-    latest, named aliases               the same aliases
-    the whole record as JSON            file metadata.json, uploaded (it is small)
-    record.path (the data)              reference entries under "data/": file:// or s3:// URIs,
-                                          never uploaded
-    record.inputs                       run.use_artifact(input) in the run that logs it, online
-                                          only (offline W&B cannot; the manifest keeps lineage)
+reference the manifest does not know is looked up in W&B (:meth:`resolve`, online only). How a
+record maps to a W&B artifact is in ``wandb_mapping``; settings, secrets and wandb's files in
+``wandb_settings``.
 
 Each published version is logged by a short run of its own (job type ``publish-artifact``)
 that uses the inputs and logs the output, so W&B's run-centred lineage graph reads exactly as
 ours: inputs -> run -> output. When the process already has an active W&B run in the same
 project (a user's own ``wandb.init``), the artifact is logged there instead.
 
-Reading back, a W&B artifact becomes an ``ArtifactRecord``: type from ``artifact.type``, fields
-from its metadata, path from its reference entries (else the metadata); an artifact that
-nemotron did not log gets version = W&B's number + 1 and no inputs, so ``vN`` of such a name
-means W&B's ``v(N-1)``.
-
-Settings: project and entity come from the section given (``artifacts.wandb`` or ``tracking``),
-then env.toml's ``[wandb]``, then ``WANDB_PROJECT`` / ``WANDB_ENTITY``; the mode from
-``WANDB_MODE``, then ``mode`` in those sections, else online. ``disabled`` does nothing at all.
-
-Secrets: nothing here copies the environment anywhere. The API key is wandb's business
-(``WANDB_API_KEY`` or ``wandb login``); a config key that looks like a credential is refused,
-because config sections end up in job files and run configs.
-
-Files: wandb keeps staging copies of uploaded files in ``WANDB_DATA_DIR`` and its cache and
-core logs in ``WANDB_CACHE_DIR``, by default under ``$HOME``. Unless already set, both point
-into the run's own W&B directory (``<dir>/wandb/data``, ``<dir>/wandb/cache``), so an offline
-run keeps its staging copies beside its run files until ``wandb sync``. ``WANDB_CONFIG_DIR``
-is left alone: it holds the host chosen by ``wandb login --host``, and losing it would send the
-key to the default host.
-
-``import wandb`` (about 1.5 s) happens on first use, never on import of this module.
+A W&B failure while mirroring is a warning, never an error: the manifest has the version.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import re
 import sys
-import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from nemo_runspec.env import load_env
-from nemo_runspec.errors import ArtifactNotFoundError, ConfigError, NemotronError
+from nemo_runspec.errors import ArtifactNotFoundError, NemotronError
 from nemo_runspec.refs import LATEST, ArtifactRef
 from nemo_runspec.registry.backend import ArtifactBackend
 from nemo_runspec.registry.manifest import ManifestRegistry
 from nemo_runspec.registry.record import ArtifactRecord
+from nemo_runspec.registry.wandb_mapping import (
+    DATA_ENTRY,
+    METADATA_FILE,
+    is_version_alias,
+    record_from_wandb,
+    reference_uri,
+    version_alias,
+    wandb_metadata,
+)
+from nemo_runspec.registry.wandb_settings import (
+    WandbSettings,
+    check_installed,
+    import_wandb,
+    prepare_dirs,
+    run_settings,
+    wandb_settings,
+)
 
-METADATA_KEY = "nemotron"          # our bookkeeping inside a W&B artifact's metadata
-METADATA_FILE = "metadata.json"    # the record, uploaded as a file of the artifact
-DATA_ENTRY = "data"                # reference entries: "data" (a file) or "data/<rel>" (a dir)
-VERSION_ALIAS_PREFIX = "nemotron-v"
 PUBLISH_JOB_TYPE = "publish-artifact"
-RUN_ID_FILE = "wandb-run-id"       # in a training run directory: the W&B run it resumes
-MODES = {"online": "online", "run": "online", "offline": "offline", "dryrun": "offline", "disabled": "disabled"}
-_SECRET_KEY = re.compile(r"(wandb_)?(api_?key|key|(access_)?token|secret|password)", re.IGNORECASE)
-_VERSION_ALIAS = re.compile(re.escape(VERSION_ALIAS_PREFIX) + r"[0-9]+")
 
 
 class WandbError(NemotronError):
@@ -86,195 +53,6 @@ class WandbError(NemotronError):
 
     default_hint = ("log in with `wandb login` (or set WANDB_API_KEY in the environment), or set "
                     "WANDB_MODE=offline to keep W&B out of resolution")
-
-
-# -- settings ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class WandbSettings:
-    project: str
-    entity: str | None
-    mode: str                 # online | offline | disabled
-    dir: Path | None          # where W&B files go; None: the caller's default
-
-    @property
-    def online(self) -> bool:
-        return self.mode == "online"
-
-    @property
-    def project_path(self) -> str:
-        return f"{self.entity}/{self.project}" if self.entity else self.project
-
-    def artifact_path(self, name: str, selector: str) -> str:
-        return f"{self.project_path}/{name}:{selector}"
-
-
-def wandb_settings(section: Mapping[str, Any] | None, where: str) -> WandbSettings:
-    """Settings from ``section`` (config key ``where``), env.toml's ``[wandb]`` and WANDB_*."""
-    env = load_env()
-    table = env.section("wandb")
-    if table.get("dir") and env.path is not None:  # relative to the env.toml that names it
-        table["dir"] = str(env.path.parent / Path(str(table["dir"])).expanduser())
-    if section is not None and not isinstance(section, Mapping):
-        raise ConfigError(f"{where} must be a mapping (project, entity, ...), got {type(section).__name__}")
-    section = dict(section or {})
-    for source, label in ((section, where), (table, f"{env.path or 'env.toml'}: [wandb]")):
-        secret = next((k for k in source if _SECRET_KEY.fullmatch(str(k))), None)
-        if secret:
-            raise ConfigError(
-                f"{label}.{secret}: credentials do not belong in configuration",
-                hint="set WANDB_API_KEY in the environment or run `wandb login`; configs are copied into job files",
-            )
-    merged = {**{k: v for k, v in table.items() if v is not None}, **{k: v for k, v in section.items() if v is not None}}
-    project = merged.get("project") or os.environ.get("WANDB_PROJECT")
-    if not project:
-        raise ConfigError(
-            f"W&B is enabled but has no project: set [wandb] project in env.toml or {where}.project",
-            hint=f"e.g. env.toml: [wandb] project = \"my-project\"; or +{where}.project=my-project; or WANDB_PROJECT",
-        )
-    raw_mode = os.environ.get("WANDB_MODE") or merged.get("mode") or "online"
-    mode = MODES.get(str(raw_mode).lower())
-    if mode is None:
-        raise ConfigError(f"W&B mode {raw_mode!r} is not one of online, offline, disabled",
-                          hint="set WANDB_MODE (or [wandb] mode) to online, offline or disabled")
-    directory = merged.get("dir")
-    return WandbSettings(
-        project=str(project),
-        entity=str(merged.get("entity") or os.environ.get("WANDB_ENTITY") or "") or None,
-        mode=mode,
-        dir=Path(str(directory)).expanduser().absolute() if directory else None,
-    )
-
-
-def check_installed(what: str) -> None:
-    """Fail at setup, before any work, when wandb is missing; imports nothing."""
-    try:
-        found = sys.modules.get("wandb", ...) is not None and importlib.util.find_spec("wandb") is not None
-    except (ImportError, ValueError):
-        found = False
-    if not found:
-        raise ConfigError(f"{what} needs the wandb package, which is not installed: pip install wandb")
-
-
-def import_wandb(what: str = "the W&B backend"):
-    try:
-        import wandb
-    except ImportError:
-        raise ConfigError(f"{what} needs the wandb package, which cannot be imported: pip install wandb") from None
-    return wandb
-
-
-def prepare_dirs(base: Path) -> Path:
-    """Keep wandb's staging copies, cache and core logs under ``base`` instead of $HOME."""
-    base.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("WANDB_DATA_DIR", str(base / "wandb" / "data"))
-    os.environ.setdefault("WANDB_CACHE_DIR", str(base / "wandb" / "cache"))
-    return base
-
-
-def _run_settings(wandb, **extra: Any):
-    # save_code=False: W&B would otherwise upload a diff of uncommitted files, which may hold
-    # anything. reinit="create_new": never finish or replace a run the process already has.
-    return wandb.Settings(save_code=False, console="off", silent=True, reinit="create_new", **extra)
-
-
-def _one_line(err: BaseException) -> str:
-    return " ".join(str(err).split()) or type(err).__name__
-
-
-def _warn(message: str) -> None:
-    print(f"warning: {message}", file=sys.stderr, flush=True)
-
-
-# -- records <-> W&B artifacts -------------------------------------------------------------------
-
-
-def _sendable(alias: str, record: ArtifactRecord) -> bool:
-    if _VERSION_ALIAS.fullmatch(alias):
-        _warn(f"alias {alias!r} of {record.ref} is not sent to W&B: it would shadow our version aliases")
-        return False
-    return True
-
-
-def version_alias(version: int) -> str:
-    return f"{VERSION_ALIAS_PREFIX}{version}"
-
-
-def wandb_metadata(record: ArtifactRecord) -> dict[str, Any]:
-    """The W&B metadata of a record: typed fields on top, our bookkeeping under "nemotron"."""
-    ours = {
-        "version": record.version,
-        "ref": record.ref,
-        "producer": record.producer,
-        "code_version": record.code_version,
-        "path": record.path,
-        "inputs": record.inputs,
-        "created_at": record.created_at.isoformat(),
-        "type_module": record.type_module,
-        "metadata": record.metadata,
-        "fields": sorted(record.fields),
-    }
-    return {**record.fields, METADATA_KEY: ours}
-
-
-def reference_uri(path: str) -> str:
-    return path if "://" in path else "file://" + path
-
-
-def record_from_wandb(artifact: Any, name: str, wandb_path: str) -> ArtifactRecord:
-    """Our record for a W&B artifact version (``artifact`` as ``wandb.Api().artifact`` returns
-    it; ``wandb_path`` is where it was found, ``entity/project/name:vK``)."""
-    metadata = dict(artifact.metadata or {})
-    ours = metadata.pop(METADATA_KEY, None)
-    if isinstance(ours, Mapping):  # logged by nemotron: our version and lineage are in there
-        fields = {k: metadata[k] for k in ours.get("fields", metadata) if k in metadata}
-        return ArtifactRecord(
-            name=name,
-            version=int(ours["version"]),
-            type=artifact.type,
-            type_module=ours.get("type_module"),
-            path=_path_from_entries(artifact) or str(ours.get("path") or ""),
-            created_at=ours.get("created_at") or _created_at(artifact),
-            producer=ours.get("producer"),
-            code_version=ours.get("code_version"),
-            inputs=list(ours.get("inputs") or []),
-            fields=fields,
-            metadata=dict(ours.get("metadata") or {}),
-        )
-    # Logged by something else: W&B's own numbering, shifted to start at 1 as ours does.
-    return ArtifactRecord(
-        name=name,
-        version=_wandb_number(artifact) + 1,
-        type=artifact.type,
-        path=_path_from_entries(artifact) or str(metadata.get("path") or f"wandb-artifact://{wandb_path}"),
-        created_at=_created_at(artifact),
-        fields=metadata,
-    )
-
-
-def _path_from_entries(artifact: Any) -> str | None:
-    """The data path behind the reference entries: "data" -> its URI, "data/<rel>" -> minus rel."""
-    for entry_path, entry in artifact.manifest.entries.items():
-        ref = getattr(entry, "ref", None)
-        if not ref or not (entry_path == DATA_ENTRY or entry_path.startswith(DATA_ENTRY + "/")):
-            continue
-        rel = entry_path[len(DATA_ENTRY) + 1:]
-        if rel and ref.endswith("/" + rel):
-            ref = ref[: -len(rel) - 1]
-        return ref[len("file://"):] if ref.startswith("file://") else ref
-    return None
-
-
-def _created_at(artifact: Any) -> datetime:
-    return getattr(artifact, "created_at", None) or datetime.now(timezone.utc)
-
-
-def _wandb_number(artifact: Any) -> int:
-    return int(str(artifact.version).lstrip("v"))
-
-
-# -- the artifact backend ------------------------------------------------------------------------
 
 
 class WandbBackend(ArtifactBackend):
@@ -382,7 +160,7 @@ class WandbBackend(ArtifactBackend):
             job_type=PUBLISH_JOB_TYPE,
             name=f"publish {record.ref}",
             config={"artifact": record.uri, "inputs": record.inputs},
-            settings=_run_settings(wandb, x_disable_stats=True),  # a run of a second: no system stats
+            settings=run_settings(wandb, x_disable_stats=True),  # a run of a second: no system stats
         )
         return run, True
 
@@ -446,47 +224,16 @@ class WandbBackend(ArtifactBackend):
         return self._api
 
 
-# -- training metrics -----------------------------------------------------------------------------
+def _sendable(alias: str, record: ArtifactRecord) -> bool:
+    if is_version_alias(alias):
+        _warn(f"alias {alias!r} of {record.ref} is not sent to W&B: it would shadow our version aliases")
+        return False
+    return True
 
 
-class WandbMetricsRun:
-    """The W&B run of one training run directory: rank 0's metric records, step by step.
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split()) or type(err).__name__
 
-    The run id is kept in the run directory, so a resumed training continues the same W&B run
-    (W&B ignores, with a warning, steps it already has from before the crash).
-    """
 
-    def __init__(self, run: Any):
-        self.run = run
-
-    @classmethod
-    def start(cls, run_dir: Path, tracking: Mapping[str, Any], job: Mapping[str, Any]) -> WandbMetricsRun | None:
-        settings = wandb_settings(tracking, where="tracking")
-        if settings.mode == "disabled":
-            return None
-        wandb = import_wandb("tracking=wandb")
-        run_dir = Path(run_dir)
-        directory = prepare_dirs(settings.dir or Path(os.environ.get("WANDB_DIR") or run_dir))
-        id_file = run_dir / RUN_ID_FILE
-        run_id = id_file.read_text().strip() if id_file.is_file() else uuid.uuid4().hex[:16]
-        id_file.write_text(run_id)
-        config = {k: job[k] for k in ("model", "train", "optimizer", "data") if k in job}
-        run = wandb.init(
-            project=settings.project,
-            entity=settings.entity,
-            dir=str(directory),
-            mode=settings.mode,
-            id=run_id,
-            resume="allow",
-            name=run_dir.parent.name,
-            job_type=str(job.get("stage", "train")),
-            config={**config, "run_dir": str(run_dir)},
-            settings=_run_settings(wandb),
-        )
-        return cls(run)
-
-    def log(self, record: Mapping[str, Any]) -> None:
-        self.run.log({k: v for k, v in record.items() if k != "step"}, step=int(record["step"]))
-
-    def close(self) -> None:
-        self.run.finish()
+def _warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr, flush=True)

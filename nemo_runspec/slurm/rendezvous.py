@@ -1,17 +1,33 @@
-"""torch.distributed settings for processes started by ``srun``, from SLURM's environment.
+"""torch.distributed rendezvous settings: a free port, and what processes started by ``srun`` need.
 
 torchrun sets RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT itself; under srun each
 task has SLURM_PROCID, SLURM_NTASKS and SLURM_LOCALID instead, and the launching process picks
-the rendezvous address (the first node of the allocation, where rank 0 runs) and port.
+the rendezvous address (the first node of the allocation, where rank 0 runs) and port. A single
+process started by a step gets the same variables from its parent, with a port from
+:func:`free_port`.
 """
 
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 from collections.abc import Mapping
 
 SRUN_ARGS_VAR = "NEMOTRON_SRUN_ARGS"  # JSON list: the profile's container flags for training's srun
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port on ``host`` that nothing listens on now (for MASTER_PORT)."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def single_process_env() -> dict[str, str]:
+    """The torch.distributed variables of a world of one process on this machine."""
+    return {"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": str(free_port())}
 
 
 def allocation_tasks(environ: Mapping[str, str] = os.environ) -> int:

@@ -20,6 +20,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from nemo_runspec import atomic
 from nemo_runspec.errors import NemotronError
 from nemo_runspec.slurm.jobs import no_client
 from nemo_runspec.slurm.profile import Profile
@@ -164,11 +165,7 @@ def records_dir(job_dir: Path) -> Path:
 
 
 def write_record(job_dir: Path, job: SubmittedJob) -> None:
-    folder = records_dir(job_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    temporary = folder / f".{job.job_id}.json.tmp"
-    temporary.write_text(json.dumps(asdict(job), indent=1), encoding="utf-8")
-    os.replace(temporary, folder / f"{job.job_id}.json")
+    atomic.write_json(records_dir(job_dir) / f"{job.job_id}.json", asdict(job))
 
 
 def load_records(job_dir: Path) -> list[SubmittedJob]:

@@ -6,10 +6,11 @@ Every stage command takes Hydra overrides verbatim after its options, ``-m`` for
 
 from __future__ import annotations
 
-import importlib
 import os
 
 import typer
+
+from nemotron.stages.steps import STEPS
 
 _EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
 _MULTIRUN = typer.Option(False, "-m", "--multirun", help="Run one job per combination of swept values (a=1,2).")
@@ -44,27 +45,21 @@ def family_app(family: str) -> typer.Typer:
         from nemo_runspec.hydra_app import compose
         from nemotron.recipes import recipe
         from nemotron.stages.slurm import placement, submit_slices
+        from nemotron.stages.steps import check_groups
 
         whole = num_shards and shard_index is None and not (finalize or multirun or cfg or dry_run)
-        if whole and (where := placement(run, batch, compose(recipe(family, "data_prep_pretrain"), list(ctx.args)))):
+        composed = compose(recipe(family, "data_prep_pretrain"), list(ctx.args)) if whole else None
+        if whole and (where := placement(run, batch, composed)):
+            check_groups("data_prep_pretrain", composed)
             jobs = submit_slices(where, family, num_shards, list(ctx.args), _debug(ctx))
             if not where.wait:
                 typer.echo(" ".join(job.job_id for job in jobs))
             return
-        run_recipe(ctx, family, "data_prep_pretrain", "nemotron.stages.pretrain_data:prep_pretrain",
-                   multirun=multirun, cfg=cfg, dry_run=dry_run, run=run, batch=batch,
+        run_recipe(ctx, family, "data_prep_pretrain", multirun=multirun, cfg=cfg, dry_run=dry_run, run=run, batch=batch,
                    extra=_slice_overrides(num_shards, shard_index, finalize))
 
-    stage(prep, "sft", family, "data_prep_sft", "nemotron.stages.sft_data:prep_sft",
-          "Chat data -> loss-masked, packed Parquet (SFTDataArtifact).")
-    stage(prep, "rl", family, "data_prep_rl", "nemotron.stages.rl_data:prep_rl",
-          "Prompts with verifiable answers -> train/val/test JSONL (SplitJsonlDataArtifact).")
-    stage(app, "pretrain", family, "pretrain", "nemotron.stages.pretrain:train_pretrain",
-          "Pretrain a GPT model on Megatron-Core from run.data (ModelArtifact, stage=pretrain).")
-    stage(app, "sft", family, "sft", "nemotron.stages.sft:train_sft",
-          "Fine-tune run.model on the packed conversations of run.data (ModelArtifact, stage=sft).")
-    stage(app, "rl", family, "rl", "nemotron.stages.rl:train_rl",
-          "GRPO of run.model on the prompts of run.data (ModelArtifact, stage=rl; TRL or NeMo-RL).")
+    for step in (s for s in STEPS if s.recipe != "data_prep_pretrain"):  # that one has options of its own (above)
+        stage(prep if step.command[0] == "data" else app, step.command[-1], family, step.recipe, step.doc)
 
     @app.command("pipe", context_settings=_EXTRA)
     def pipe(
@@ -166,11 +161,11 @@ def family_app(family: str) -> typer.Typer:
     return app
 
 
-def stage(parent: typer.Typer, command: str, family: str, recipe_name: str, task: str, doc: str) -> None:
+def stage(parent: typer.Typer, command: str, family: str, recipe_name: str, doc: str) -> None:
     """Add a stage command: Hydra overrides, -m sweeps, dry runs and --run/--batch PROFILE."""
     def run_stage(ctx: typer.Context, multirun: bool = _MULTIRUN, cfg: str | None = _CFG, dry_run: bool = _DRY_RUN,
                   run: str | None = _RUN, batch: str | None = _BATCH) -> None:
-        run_recipe(ctx, family, recipe_name, task, multirun=multirun, cfg=cfg, dry_run=dry_run, run=run, batch=batch)
+        run_recipe(ctx, family, recipe_name, multirun=multirun, cfg=cfg, dry_run=dry_run, run=run, batch=batch)
 
     run_stage.__doc__ = doc
     parent.command(command, context_settings=_EXTRA)(run_stage)
@@ -185,12 +180,13 @@ def _tiny_vocab_size() -> int:
     return len(tokenizer["model"]["vocab"]) + sum(1 for t in tokenizer["added_tokens"] if t["content"] not in tokenizer["model"]["vocab"])
 
 
-def run_recipe(ctx: typer.Context, family: str, recipe_name: str, task: str, *, multirun: bool, cfg: str | None,
+def run_recipe(ctx: typer.Context, family: str, recipe_name: str, *, multirun: bool, cfg: str | None,
                dry_run: bool, run: str | None = None, batch: str | None = None, extra: list[str] = ()) -> None:
     from nemo_runspec import hydra_app
     from nemo_runspec.errors import ConfigError
     from nemotron.recipes import recipe
     from nemotron.stages.slurm import placement, submit_recipe
+    from nemotron.stages.steps import step_named
 
     source = recipe(family, recipe_name)
     overrides = [*ctx.args, *extra]
@@ -202,10 +198,9 @@ def run_recipe(ctx: typer.Context, family: str, recipe_name: str, task: str, *, 
         return
     composed = hydra_app.compose_jobs(source, overrides)
     if (where := placement(run, batch, composed[0])) is not None:
-        return submit_recipe(where, family, recipe_name, task, overrides, composed, multirun, _debug(ctx))
-    module, function = task.split(":")
-    hydra_app.run(source, overrides, getattr(importlib.import_module(module), function),
-                  multirun=multirun, debug=_debug(ctx), composed=composed)
+        return submit_recipe(where, family, recipe_name, overrides, composed, multirun, _debug(ctx))
+    hydra_app.run(source, overrides, step_named(recipe_name).function(), multirun=multirun, debug=_debug(ctx),
+                  composed=composed)
 
 
 def _debug(ctx: typer.Context) -> bool:

@@ -25,17 +25,14 @@ from typing import Any
 import numpy as np
 
 from nemo_runspec.errors import ConfigError
+from nemotron.data.bad_records import RecordError
 
 ROLES = ("system", "user", "assistant", "tool")
 TEMPLATES_PACKAGE = "nemotron.data.chat_templates"
 
 
-class ConversationError(ValueError):
-    """A conversation that cannot be used; ``reason`` is the counter it is skipped under."""
-
-    def __init__(self, reason: str, message: str):
-        super().__init__(message)
-        self.reason = reason
+class ConversationError(RecordError):
+    """A conversation that cannot be used (``reason``: the counter it is skipped under)."""
 
 
 @dataclass(frozen=True)

@@ -9,13 +9,13 @@ worker; the tests read every shard back with Megatron-Core's own ``IndexedDatase
 
 from __future__ import annotations
 
-import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from nemo_runspec.atomic import AtomicFile
 from nemo_runspec.errors import DataError
 
 MAGIC = b"MMIDIDX\x00\x00"
@@ -35,17 +35,14 @@ def token_dtype(vocab_size: int) -> np.dtype:
 class IndexedDatasetWriter:
     """Appends documents (one sequence each) to ``prefix.bin``; ``commit`` writes ``prefix.idx``.
 
-    Both files are written under temporary names and renamed into place by ``commit``, the
-    ``.idx`` last, so a shard that has an ``.idx`` is complete.
+    Both files are written atomically (``nemo_runspec.atomic``), the ``.idx`` last, so a shard
+    that has an ``.idx`` is complete.
     """
 
     def __init__(self, prefix: Path, dtype: np.dtype):
         self.prefix = Path(prefix)
         self.dtype = np.dtype(dtype)
-        self.prefix.parent.mkdir(parents=True, exist_ok=True)
-        self._bin_tmp = self.prefix.with_name(f"{self.prefix.name}.bin.tmp.{os.getpid()}")
-        self._idx_tmp = self.prefix.with_name(f"{self.prefix.name}.idx.tmp.{os.getpid()}")
-        self._bin = open(self._bin_tmp, "wb")
+        self._bin = AtomicFile(self.prefix.with_name(self.prefix.name + ".bin"))
         self._lengths: list[np.ndarray] = []
         self.num_tokens = 0
 
@@ -60,12 +57,12 @@ class IndexedDatasetWriter:
         return sum(len(lengths) for lengths in self._lengths)
 
     def commit(self) -> None:
-        self._bin.close()
+        self._bin.commit()
         lengths = np.concatenate(self._lengths) if self._lengths else np.zeros(0, np.int32)
         pointers = np.zeros(len(lengths), np.int64)
         np.cumsum(lengths[:-1].astype(np.int64) * self.dtype.itemsize, out=pointers[1:])
         documents = np.arange(len(lengths) + 1, dtype=np.int64)
-        with open(self._idx_tmp, "wb") as idx:
+        with AtomicFile(self.prefix.with_name(self.prefix.name + ".idx")) as idx:
             idx.write(MAGIC)
             idx.write(struct.pack("<Q", VERSION))
             idx.write(struct.pack("<B", DTYPE_CODES[self.dtype]))
@@ -74,13 +71,9 @@ class IndexedDatasetWriter:
             idx.write(lengths.tobytes(order="C"))
             idx.write(pointers.tobytes(order="C"))
             idx.write(documents.tobytes(order="C"))
-        os.replace(self._bin_tmp, self.prefix.with_name(self.prefix.name + ".bin"))
-        os.replace(self._idx_tmp, self.prefix.with_name(self.prefix.name + ".idx"))
 
     def abort(self) -> None:
-        self._bin.close()
-        self._bin_tmp.unlink(missing_ok=True)
-        self._idx_tmp.unlink(missing_ok=True)
+        self._bin.discard()
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,6 @@ Layout of an output directory::
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import queue as queue_module
@@ -27,21 +26,14 @@ from pathlib import Path
 
 import numpy as np
 
+from nemo_runspec import atomic
 from nemo_runspec.errors import ConfigError, DataError
 from nemo_runspec.progress import RateProgress
-from nemotron.data.files import write_atomically
+from nemotron.data.bad_records import SkipCounter
+from nemotron.data.files import file_sha256
 from nemotron.data.indexed_dataset import IndexedDatasetWriter, token_dtype
-from nemotron.data.text_sources import (
-    SPLITS,
-    DatasetSpec,
-    SkipCounter,
-    SourceFile,
-    WorkUnit,
-    iter_documents,
-    file_sha256,
-    plan_units,
-    resolve_files,
-)
+from nemotron.data.splits import SPLITS, split_by_hash
+from nemotron.data.text_sources import DatasetSpec, SourceFile, WorkUnit, iter_documents, plan_units, resolve_files
 from nemotron.data.tokenizer import load_tokenizer
 from nemotron.kit.artifacts.common import SourceInfo
 
@@ -55,10 +47,10 @@ class TokenizeSettings:
     output_dir: str
     tokenizer_path: str
     split_ratios: tuple[float, float, float]  # train, valid, test; sums to 1
-    on_error: str = "fail"
-    batch_docs: int = 256
-    add_bos: bool = False
-    append_eod: bool = True
+    on_error: str
+    batch_docs: int
+    add_bos: bool
+    append_eod: bool
 
 
 @dataclass
@@ -76,16 +68,6 @@ class PrepOutcome:
     num_shards: int = 0
     skipped: dict[str, int] = field(default_factory=dict)
     sources: list[SourceInfo] = field(default_factory=list)
-
-
-def split_ratios(splits: dict[str, float]) -> tuple[float, float, float]:
-    unknown = set(splits) - set(SPLITS)
-    if unknown:
-        raise ConfigError(f"data_prep.splits: unknown split(s) {sorted(unknown)} (use train, valid, test)")
-    values = [float(splits.get(name, 0.0)) for name in SPLITS]
-    if any(v < 0 for v in values) or sum(values) <= 0:
-        raise ConfigError(f"data_prep.splits must be non-negative and not all zero, got {dict(splits)}")
-    return tuple(v / sum(values) for v in values)  # type: ignore[return-value]
 
 
 def plan(datasets: list[DatasetSpec], shards_per_dataset: int, resolve_ref=None) -> tuple[list[WorkUnit], list[SourceFile]]:
@@ -232,7 +214,7 @@ def tokenize_unit(unit: WorkUnit, settings: TokenizeSettings, report=None) -> di
         },
         "skipped": dict(sorted(skipped.items())),
     }
-    write_atomically(_marker_path(output_dir, unit), json.dumps(marker, indent=1) + "\n")
+    atomic.write_json(_marker_path(output_dir, unit), marker)
     return marker
 
 
@@ -257,17 +239,11 @@ def _with_specials(ids: list[list[int]], loaded, settings: TokenizeSettings, dty
 
 
 def _assign_splits(texts: list[str], fixed: str | None, ratios: tuple[float, float, float]) -> np.ndarray:
-    """Split code (0 train, 1 valid, 2 test) per document, from a hash of its text: stable
-    across runs and workers, and duplicates always land in the same split."""
+    """Index in SPLITS per document, from a hash of its text (see ``split_by_hash``)."""
     if fixed is not None:
         return np.full(len(texts), SPLITS.index(fixed), np.int8)
-    cut_train, cut_valid = ratios[0], ratios[0] + ratios[1]
-    codes = np.empty(len(texts), np.int8)
-    for i, text in enumerate(texts):
-        digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest()
-        u = int.from_bytes(digest, "little") / 2.0**64
-        codes[i] = 0 if u < cut_train else (1 if u < cut_valid else 2)
-    return codes
+    return np.fromiter((split_by_hash(text.encode("utf-8", "surrogatepass"), ratios) for text in texts), np.int8,
+                       count=len(texts))
 
 
 # -- markers, finalize ----------------------------------------------------------------------
@@ -323,7 +299,7 @@ def finalize_blend(outcome: PrepOutcome, units: list[WorkUnit], files: list[Sour
     outcome.skipped = dict(sorted(skipped.items()))
     outcome.sources = _describe_sources(units, files)
     outcome.blend_path = output_dir / BLEND_FILE
-    write_atomically(outcome.blend_path, json.dumps(blend, indent=1) + "\n")
+    atomic.write_json(outcome.blend_path, blend)
 
 
 def _describe_sources(units: list[WorkUnit], files: list[SourceFile]) -> list[SourceInfo]:

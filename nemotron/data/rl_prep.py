@@ -86,10 +86,13 @@ from typing import Any
 
 import orjson
 
+from nemo_runspec import atomic
 from nemo_runspec.errors import ConfigError, DataError
 from nemo_runspec.progress import RateProgress
-from nemotron.data.files import write_atomically
-from nemotron.data.text_sources import DatasetSpec, SkipCounter, SourceFile, file_sha256, iter_records, plan_units
+from nemotron.data.bad_records import RecordError, SkipCounter, reject
+from nemotron.data.files import file_sha256
+from nemotron.data.splits import RL_NAMES, RL_SPLITS
+from nemotron.data.text_sources import DatasetSpec, SourceFile, iter_records, plan_units
 
 SCHEMA = "nemotron.rl_prompts"
 SCHEMA_VERSION = 1
@@ -97,9 +100,7 @@ FIELDS = ("id", "source", "messages", "problem", "expected_answer", "responses_c
 PROBLEM_KEYS = ("problem", "question", "prompt")
 ANSWER_KEYS = ("expected_answer", "answer", "solution")
 ROLES = ("system", "developer", "user", "assistant")
-RL_SPLITS = ("train", "val", "test")
 MANIFEST = "manifest.json"
-_PINNED = {"train": "train", "valid": "val", "test": "test"}  # DatasetSpec.split -> output split
 _TEXT_PARTS = ("input_text", "text", "output_text")
 
 
@@ -184,24 +185,18 @@ def split_spec(splits: Any) -> SplitSpec:
 
 @dataclass(frozen=True)
 class RLSettings:
+    """How to run a prep; the values come validated from ``data_prep`` (nemotron.schemas.data_prep)."""
+
     output_dir: str
     splits: SplitSpec
-    seed: int = 1234
-    on_error: str = "fail"
-
-    def check(self) -> None:
-        if self.on_error not in ("fail", "skip"):
-            raise ConfigError(f"data_prep.on_error must be 'fail' or 'skip', got {self.on_error!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
-            raise ConfigError(f"data_prep.seed must be an integer, got {self.seed!r}")
+    seed: int
+    on_error: str
 
 
 # -- one record -> one prompt ------------------------------------------------------------------
 
-class PromptError(ValueError):
-    def __init__(self, reason: str, message: str):
-        super().__init__(message)
-        self.reason = reason
+class PromptError(RecordError):
+    """A record that holds no usable prompt and answer (``reason``: the counter it is skipped under)."""
 
 
 @dataclass(frozen=True)
@@ -360,7 +355,6 @@ class RLOutcome:
 def prepare_rl(datasets: list[DatasetSpec], files: list[SourceFile], settings: RLSettings,
                show_progress: bool = True) -> RLOutcome:
     """Read every record, drop duplicates, assign splits and write the output directory."""
-    settings.check()
     if not datasets:
         raise ConfigError("data_prep.blend is empty", hint="list at least one dataset (name, path)")
     if len({d.name for d in datasets}) != len(datasets):
@@ -380,7 +374,7 @@ def prepare_rl(datasets: list[DatasetSpec], files: list[SourceFile], settings: R
     spool_path.unlink(missing_ok=True)
     outcome.manifest = _manifest(outcome, settings)
     outcome.manifest_path = str(output_dir / MANIFEST)
-    write_atomically(output_dir / MANIFEST, orjson.dumps(outcome.manifest, option=orjson.OPT_INDENT_2) + b"\n")
+    atomic.write_bytes(output_dir / MANIFEST, orjson.dumps(outcome.manifest, option=orjson.OPT_INDENT_2) + b"\n")
     return outcome
 
 
@@ -401,7 +395,7 @@ def _read(datasets, files, settings: RLSettings, spool_path: Path, show_progress
     with open(spool_path, "wb") as spool, \
             RateProgress("reading prompts", total=len(files), counters=("records",), enabled=show_progress) as bar:
         for spec in datasets:
-            pin = _PINNED[spec.split] if spec.split else None
+            pin = RL_NAMES[spec.split] if spec.split else None
             position = 0
             for unit in plan_units(spec, [f for f in files if f.dataset == spec.name], 1):
                 for segment in unit.segments:
@@ -413,7 +407,7 @@ def _read(datasets, files, settings: RLSettings, spool_path: Path, show_progress
                         try:
                             prompt = to_prompt(record)
                         except PromptError as err:
-                            _bad(err.reason, f"{where()}: {err}", settings.on_error, skipped)
+                            reject(err.reason, f"{where()}: {err}", settings.on_error, skipped)
                             continue
                         exact = _digest(orjson.dumps([prompt.messages, prompt.answer]))
                         if exact in seen_records:
@@ -421,8 +415,8 @@ def _read(datasets, files, settings: RLSettings, spool_path: Path, show_progress
                             continue
                         row_id = f"{spec.name}/{prompt.record_id if prompt.record_id is not None else position - 1}"
                         if row_id in seen_ids:
-                            _bad("duplicate_id", f"{where()}: id {row_id!r} is used by an earlier record",
-                                 settings.on_error, skipped)
+                            reject("duplicate_id", f"{where()}: id {row_id!r} is used by an earlier record",
+                                   settings.on_error, skipped)
                             continue
                         seen_records.add(exact)
                         seen_ids.add(row_id)
@@ -469,9 +463,8 @@ def _assign(group_rank: list[bytes], group_pin: list[str | None], spec: SplitSpe
 
 def _write_splits(output_dir: Path, spool_path: Path, record_groups: array, group_splits: bytearray,
                   outcome: RLOutcome) -> None:
-    """Pass 2: the spool, in order, into one temporary file per split; then renamed into place."""
-    tmp = {split: output_dir / f".{split}.jsonl.{os.getpid()}.tmp" for split in RL_SPLITS}
-    handles = {split: open(path, "wb") for split, path in tmp.items()}
+    """Pass 2: the spool, in order, into one file per split, each renamed into place at the end."""
+    files = {split: atomic.AtomicFile(output_dir / f"{split}.jsonl") for split in RL_SPLITS}
     digests = {split: hashlib.sha256() for split in RL_SPLITS}
     counts = dict.fromkeys(RL_SPLITS, 0)
     sizes = dict.fromkeys(RL_SPLITS, 0)
@@ -481,21 +474,17 @@ def _write_splits(output_dir: Path, spool_path: Path, record_groups: array, grou
             for index, line in enumerate(spool):
                 group = record_groups[index]
                 split = RL_SPLITS[group_splits[group]]
-                handles[split].write(line)
+                files[split].write(line)
                 digests[split].update(line)
                 counts[split] += 1
                 sizes[split] += len(line)
     except BaseException:
-        for split, handle in handles.items():
-            handle.close()
-            tmp[split].unlink(missing_ok=True)
+        for file in files.values():
+            file.discard()
         raise
-    for handle in handles.values():
-        handle.close()
-    for split in RL_SPLITS:
-        final = output_dir / f"{split}.jsonl"
-        os.replace(tmp[split], final)
-        outcome.splits[split] = SplitFile(str(final), counts[split], prompts[split], sizes[split],
+    for split, file in files.items():
+        file.commit()
+        outcome.splits[split] = SplitFile(str(file.path), counts[split], prompts[split], sizes[split],
                                           digests[split].hexdigest())
 
 
@@ -522,11 +511,5 @@ def source_entry(stats: SourceStats) -> dict[str, Any]:
     return {"dataset": stats.dataset, "uri": stats.file.input_uri, "path": stats.file.path,
             "split": stats.split, "num_bytes": stats.file.size, "sha256": file_sha256(stats.file.path),
             "records": stats.records, "kept": stats.kept}
-
-
-def _bad(reason: str, message: str, on_error: str, skipped: SkipCounter) -> None:
-    if on_error != "skip":
-        raise DataError(message, hint="fix the record, or set data_prep.on_error=skip to count and skip bad records")
-    skipped[reason] += 1
 
 

@@ -9,22 +9,18 @@ Three passes, none of which holds the data set's tokens in memory:
    own files, by ``workers`` processes, then appended in input order: the output does not
    depend on ``workers``. A killed run's completed units are kept for the rerun.
 2. pack: the lengths of each split are bin-packed (see ``packing``).
-3. materialise: packs are written shard by shard (``<split>/part-NNNNN.parquet``, zstd, row
-   groups of 500), each by atomic rename; a rerun skips the shards that exist.
+3. materialise: packs are written shard by shard (``<split>/part-NNNNN.parquet``), each by
+   atomic rename; a rerun skips the shards that exist.
 
-Each row is one pack: ``input_ids list<int32>``, ``loss_mask list<uint8>``,
-``seq_start_id list<int32>`` (the start of every sub-sequence, first 0, no final end).
-Label alignment, the convention this packer writes: ``loss_mask`` is aligned with
-``input_ids`` (``loss_mask[i] == 1`` means token ``i`` is a target). A trainer predicts token
-``i`` from positions ``< i`` of the same sub-sequence, so for a sub-sequence ``[s, e)`` the
-labels are ``input_ids[s+1:e]`` with mask ``loss_mask[s+1:e]``. Megatron-Bridge's
-materialised form is that mask shifted left by one (``mask[1:] + [0]``).
+The shards are :mod:`nemotron.data.packed_parquet`'s format, the mask aligned with the tokens
+(``loss_mask[i] == 1`` means token ``i`` is a target). A trainer predicts token ``i`` from
+positions ``< i`` of the same sub-sequence, so for a sub-sequence ``[s, e)`` the labels are
+``input_ids[s+1:e]`` with mask ``loss_mask[s+1:e]``.
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import os
 import shutil
@@ -35,18 +31,18 @@ from pathlib import Path
 
 import numpy as np
 
-from nemo_runspec.errors import ConfigError, DataError
+from nemo_runspec import atomic
+from nemo_runspec.errors import DataError
 from nemo_runspec.progress import RateProgress
-from nemotron.data.files import write_atomically
+from nemotron.data.bad_records import SkipCounter
 from nemotron.data.chat import ChatTemplate, ConversationError, to_messages, tokenize_conversation
-from nemotron.data.packing import ALGORITHMS, pack
-from nemotron.data.text_sources import (SPLITS, DatasetSpec, SkipCounter, SourceFile, WorkUnit, iter_records,
-                                        plan_units)
+from nemotron.data.packed_parquet import shard_name, write_shard
+from nemotron.data.packing import pack
+from nemotron.data.splits import SPLITS, split_by_hash
+from nemotron.data.text_sources import DatasetSpec, SourceFile, WorkUnit, iter_records, plan_units
 from nemotron.data.tokenizer import load_tokenizer
 
-LABEL_ALIGNMENT = "token"  # loss_mask[i] refers to input_ids[i]
 SPOOL_DONE = "spool/done.json"
-ROW_GROUP_SIZE = 500
 # Always skipped and counted, whatever on_error says: masking such a conversation by text
 # positions would be wrong, and no fix of the record makes it right.
 _ALWAYS_SKIPPED = ("template_inconsistent",)
@@ -54,29 +50,19 @@ _ALWAYS_SKIPPED = ("template_inconsistent",)
 
 @dataclass(frozen=True)
 class SFTSettings:
+    """How to run a prep; the values come validated from ``data_prep`` (nemotron.schemas.data_prep)."""
+
     output_dir: str
     tokenizer_path: str
     template: ChatTemplate
     pack_size: int
-    algorithm: str = "first_fit_shuffle"
-    seed: int = 1234
-    split_ratios: tuple[float, float, float] = (0.9, 0.05, 0.05)
-    on_error: str = "fail"
-    overlong: str = "truncate"  # or "drop"
-    packs_per_shard: int = 1000
-    workers: int = 0  # processes that render and tokenize; 0: this one
-
-    def check(self) -> None:
-        if self.pack_size < 2:
-            raise ConfigError(f"data_prep.pack_size must be at least 2, got {self.pack_size}")
-        if self.algorithm not in ALGORITHMS:
-            raise ConfigError(f"data_prep.packing={self.algorithm!r} (choose from {', '.join(ALGORITHMS)})")
-        if self.overlong not in ("truncate", "drop"):
-            raise ConfigError(f"data_prep.overlong must be 'truncate' or 'drop', got {self.overlong!r}")
-        if self.on_error not in ("fail", "skip"):
-            raise ConfigError(f"data_prep.on_error must be 'fail' or 'skip', got {self.on_error!r}")
-        if self.workers < 0:
-            raise ConfigError(f"data_prep.workers must be 0 (this process) or more, got {self.workers}")
+    algorithm: str
+    seed: int
+    split_ratios: tuple[float, float, float]
+    on_error: str
+    overlong: str  # truncate or drop
+    packs_per_shard: int
+    workers: int  # processes that render and tokenize; 0: this one
 
 
 @dataclass
@@ -113,7 +99,6 @@ class SFTOutcome:
 
 def prepare_sft(datasets: list[DatasetSpec], files: list[SourceFile], settings: SFTSettings,
                 show_progress: bool = True) -> SFTOutcome:
-    settings.check()
     output_dir = Path(settings.output_dir)
     outcome = SFTOutcome()
     done = output_dir / SPOOL_DONE
@@ -121,7 +106,7 @@ def prepare_sft(datasets: list[DatasetSpec], files: list[SourceFile], settings: 
         spooled = json.loads(done.read_text())
     else:
         spooled = _spool(datasets, files, settings, show_progress)
-        write_atomically(done, json.dumps(spooled, indent=1))
+        atomic.write_text(done, json.dumps(spooled, indent=1))
     for units in (output_dir / "spool").glob("units-*"):  # the spool is whole: its parts can go
         shutil.rmtree(units)
     outcome.skipped, outcome.truncated, outcome.dropped = spooled["skipped"], spooled["truncated"], spooled["dropped"]
@@ -142,8 +127,8 @@ _UNITS_PER_WORKER = 4
 class _Spool:
     def __init__(self, directory: Path, split: str):
         self.directory, self.split = directory, split
-        self.tokens = open(directory / f"{split}.tokens.tmp", "wb")
-        self.masks = open(directory / f"{split}.mask.tmp", "wb")
+        self.tokens = atomic.AtomicFile(directory / f"{split}.tokens")
+        self.masks = atomic.AtomicFile(directory / f"{split}.mask")
         self.offsets = [0]
 
     def add(self, ids: np.ndarray, mask: np.ndarray) -> None:
@@ -155,15 +140,13 @@ class _Spool:
         """Add the closed spool of one work unit, which ``other`` names without suffix."""
         for suffix, stream in ((".tokens", self.tokens), (".mask", self.masks)):
             with open(other.with_name(other.name + suffix), "rb") as source:
-                shutil.copyfileobj(source, stream)
+                shutil.copyfileobj(source, stream.stream)
         lengths = np.diff(np.load(other.with_name(other.name + ".offsets.npy")))
         self.offsets.extend((self.offsets[-1] + np.cumsum(lengths)).tolist())
 
     def close(self) -> None:
-        self.tokens.close()
-        self.masks.close()
-        os.replace(self.directory / f"{self.split}.tokens.tmp", self.directory / f"{self.split}.tokens")
-        os.replace(self.directory / f"{self.split}.mask.tmp", self.directory / f"{self.split}.mask")
+        self.tokens.commit()
+        self.masks.commit()
         np.save(self.directory / f"{self.split}.offsets.npy", np.asarray(self.offsets, dtype=np.int64))
 
 
@@ -289,7 +272,7 @@ def _spool_unit(unit: WorkUnit, prefix: str, settings: SFTSettings, report=None)
     for spool in spools.values():
         spool.close()
     counts = _UnitCounts(dict(skipped), truncated, dropped, conversations, tokens)
-    write_atomically(Path(f"{prefix}.done.json"), json.dumps(asdict(counts)))  # last: the unit is complete
+    atomic.write_text(Path(f"{prefix}.done.json"), json.dumps(asdict(counts)))  # last: the unit is complete
     return counts
 
 
@@ -302,16 +285,12 @@ def _finished(prefix: str) -> _UnitCounts | None:
 def _split_of(messages: list[dict], tools, ratios: tuple[float, float, float]) -> str:
     """A split from a hash of the conversation: stable, and duplicates share a split."""
     canonical = json.dumps({"messages": messages, "tools": tools}, sort_keys=True, ensure_ascii=False)
-    u = int.from_bytes(hashlib.blake2b(canonical.encode(), digest_size=8).digest(), "little") / 2.0**64
-    return "train" if u < ratios[0] else ("valid" if u < ratios[0] + ratios[1] else "test")
+    return SPLITS[split_by_hash(canonical.encode(), ratios)]
 
 
 # -- passes 2 and 3: pack and materialise ------------------------------------------------------
 
 def _materialise(output_dir: Path, split: str, lengths: np.ndarray, settings: SFTSettings) -> SplitResult:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     spool = output_dir / "spool"
     offsets = np.load(spool / f"{split}.offsets.npy")
     tokens = np.memmap(spool / f"{split}.tokens", dtype=np.int32, mode="r")
@@ -320,7 +299,7 @@ def _materialise(output_dir: Path, split: str, lengths: np.ndarray, settings: SF
     target = output_dir / split
     target.mkdir(parents=True, exist_ok=True)
     for shard, first in enumerate(range(0, len(packs), settings.packs_per_shard)):
-        path = target / f"part-{shard:05d}.parquet"
+        path = target / shard_name(shard)
         if path.is_file():
             continue  # written by an earlier, interrupted run: shards are deterministic
         rows = packs[first: first + settings.packs_per_shard]
@@ -328,18 +307,8 @@ def _materialise(output_dir: Path, split: str, lengths: np.ndarray, settings: SF
         ids = np.concatenate([tokens[offsets[i]:offsets[i + 1]] for i in sequences])
         mask = np.concatenate([masks[offsets[i]:offsets[i + 1]] for i in sequences])
         row_lengths = np.array([sum(int(lengths[i]) for i in row) for row in rows], dtype=np.int32)
-        row_offsets = np.concatenate([[0], np.cumsum(row_lengths)]).astype(np.int32)
         starts = np.concatenate([np.concatenate([[0], np.cumsum([lengths[i] for i in row])[:-1]]) for row in rows])
-        start_offsets = np.concatenate([[0], np.cumsum([len(row) for row in rows])]).astype(np.int32)
-        table = pa.table({
-            "input_ids": pa.ListArray.from_arrays(row_offsets, pa.array(ids, pa.int32())),
-            "loss_mask": pa.ListArray.from_arrays(row_offsets, pa.array(mask, pa.uint8())),
-            "seq_start_id": pa.ListArray.from_arrays(start_offsets, pa.array(starts.astype(np.int32), pa.int32())),
-        }).replace_schema_metadata({"nemotron.loss_mask_alignment": LABEL_ALIGNMENT,
-                                    "nemotron.pack_size": str(settings.pack_size)})
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        pq.write_table(table, tmp, compression="zstd", row_group_size=ROW_GROUP_SIZE)
-        os.replace(tmp, path)
+        write_shard(path, ids, mask, row_lengths, starts, np.array([len(row) for row in rows]), settings.pack_size)
     return SplitResult(
         path=str(target), num_packs=len(packs), num_sequences=len(lengths), num_tokens=int(lengths.sum()),
         max_sequences_per_pack=max(len(p) for p in packs), max_sequence_length=int(lengths.max()),

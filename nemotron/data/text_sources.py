@@ -12,21 +12,19 @@ from __future__ import annotations
 import glob
 import gzip
 import math
-from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 from nemo_runspec.errors import ConfigError, DataError
-from nemotron.data.files import file_sha256  # noqa: F401  (re-exported)
 from nemo_runspec.refs import is_artifact_ref
+from nemotron.data.bad_records import RecordError, SkipCounter, reject
+from nemotron.data.splits import Split
 
-Split = Literal["train", "valid", "test"]
-SPLITS: tuple[Split, ...] = ("train", "valid", "test")
 _FORMATS = {".jsonl": "jsonl", ".json": "jsonl", ".jsonl.gz": "jsonl.gz", ".json.gz": "jsonl.gz",
             ".parquet": "parquet", ".txt": "txt"}
 
@@ -137,10 +135,6 @@ def _unit_of(bounds: list[int], offset: int) -> int:
     return len(bounds) - 2
 
 
-class SkipCounter(Counter):
-    """Documents skipped, by reason."""
-
-
 def iter_documents(segment: Segment, text_field: str, on_error: str, skipped: SkipCounter) -> Iterator[str]:
     """The non-empty texts of a segment. Bad records raise DataError naming file and line,
     or with ``on_error == "skip"`` are counted in ``skipped`` under their reason."""
@@ -169,21 +163,15 @@ def iter_records(segment: Segment, on_error: str, skipped: SkipCounter) -> Itera
             yield orjson.loads(line), where
         except orjson.JSONDecodeError as err:
             reason, message = _describe(line, err, where())
-            _bad(reason, message, on_error, skipped)
-
-
-def _bad(reason: str, message: str, on_error: str, skipped: SkipCounter) -> None:
-    if on_error != "skip":
-        raise DataError(message, hint="fix the record, or set data_prep.on_error=skip to count and skip bad records")
-    skipped[reason] += 1
+            reject(reason, message, on_error, skipped)
 
 
 def _json_texts(segment: Segment, field: str, on_error: str, skipped: SkipCounter) -> Iterator[str]:
     for record, where in iter_records(segment, on_error, skipped):
         try:
             yield _text_of(record, field)
-        except _FieldError as err:
-            _bad(err.reason, f"{where()}: {err}", on_error, skipped)
+        except RecordError as err:
+            reject(err.reason, f"{where()}: {err}", on_error, skipped)
 
 
 def _json_lines(segment: Segment) -> Iterator[tuple[bytes, Callable[[], str]]]:
@@ -212,14 +200,18 @@ def _json_lines(segment: Segment) -> Iterator[tuple[bytes, Callable[[], str]]]:
                 yield line, lambda start=start: f"{path}:{_line_at(path, start)}"
 
 
-def _parquet(segment: Segment, field: str, on_error: str, skipped: SkipCounter) -> Iterator[str]:
+def _open_parquet(path: str):
     import pyarrow.parquet as pq
 
-    path = segment.file.path
     try:
-        parquet = pq.ParquetFile(path)
+        return pq.ParquetFile(path)
     except Exception as err:  # pyarrow raises ArrowInvalid and friends
         raise DataError(f"{path}: not a readable Parquet file: {err}") from None
+
+
+def _parquet(segment: Segment, field: str, on_error: str, skipped: SkipCounter) -> Iterator[str]:
+    path = segment.file.path
+    parquet = _open_parquet(path)
     if field not in parquet.schema_arrow.names:
         raise DataError(f"{path}: no column {field!r} (columns: {', '.join(parquet.schema_arrow.names)})",
                         hint="set text_field of this dataset in data_prep.blend")
@@ -230,20 +222,15 @@ def _parquet(segment: Segment, field: str, on_error: str, skipped: SkipCounter) 
             if value is None:
                 skipped["empty_document"] += 1
             elif not isinstance(value, str):
-                _bad("text_not_a_string", f"{path}:row {row}: {field!r} is {type(value).__name__}, not a string",
-                     on_error, skipped)
+                reject("text_not_a_string", f"{path}:row {row}: {field!r} is {type(value).__name__}, not a string",
+                       on_error, skipped)
             else:
                 yield value
 
 
 def _parquet_rows(segment: Segment) -> Iterator[tuple[Any, Callable[[], str]]]:
-    import pyarrow.parquet as pq
-
     path = segment.file.path
-    try:
-        parquet = pq.ParquetFile(path)
-    except Exception as err:  # pyarrow raises ArrowInvalid and friends
-        raise DataError(f"{path}: not a readable Parquet file: {err}") from None
+    parquet = _open_parquet(path)
     row = 0
     for batch in parquet.iter_batches(batch_size=256):
         for record in batch.to_pylist():
@@ -258,25 +245,19 @@ def _txt(segment: Segment, on_error: str, skipped: SkipCounter) -> Iterator[str]
         yield raw.decode("utf-8")
     except UnicodeDecodeError as err:
         line = raw.count(b"\n", 0, err.start) + 1
-        _bad("not_utf8", f"{path}:{line}: not UTF-8 (byte {err.start})", on_error, skipped)
-
-
-class _FieldError(ValueError):
-    def __init__(self, reason: str, message: str):
-        super().__init__(message)
-        self.reason = reason
+        reject("not_utf8", f"{path}:{line}: not UTF-8 (byte {err.start})", on_error, skipped)
 
 
 def _text_of(record: object, field: str) -> str:
     if not isinstance(record, dict):
-        raise _FieldError("bad_record", f"record is a JSON {type(record).__name__}, not an object")
+        raise RecordError("bad_record", f"record is a JSON {type(record).__name__}, not an object")
     if field not in record:
-        raise _FieldError("missing_text_field", f"no {field!r} field (keys: {', '.join(list(record)[:8])})")
+        raise RecordError("missing_text_field", f"no {field!r} field (keys: {', '.join(list(record)[:8])})")
     text = record[field]
     if not isinstance(text, str):
         if text is None:
             return ""
-        raise _FieldError("bad_record", f"{field!r} is a JSON {type(text).__name__}, not a string")
+        raise RecordError("bad_record", f"{field!r} is a JSON {type(text).__name__}, not a string")
     return text
 
 

@@ -1,4 +1,5 @@
-"""The pipeline's domain kit: artifact types (and, in later layers, data and model pieces)."""
+"""The pipeline's domain kit: the four artifact types, the stage each belongs to, and the
+torch-free facts about model formats (checkpoint layout, what exports to Hugging Face)."""
 
 from nemotron.kit.artifacts import (
     Artifact,

@@ -17,54 +17,66 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from nemo_runspec.errors import DataError
+from nemo_runspec.schema import validate
+from nemotron.schemas.rl import RLConfig, RewardSpec
 from nemotron.train.metrics import METRICS_FILE, plot_loss
 
 RESULT_FILE = "result.json"
 REWARD_SERIES = (("reward", "mean reward"), ("kl", "KL to the reference"))
 
 
-def load_prompts(path: Path):
-    """The split JSONL as a datasets.Dataset of conversational prompts and answers."""
+def load_prompts(path: Path, tokenizer=None, max_prompt_length: int | None = None):
+    """The split JSONL as a datasets.Dataset of conversational prompts and answers; with a
+    tokenizer, a prompt longer than ``max_prompt_length`` tokens (chat template applied) is a
+    one-line error naming its line (TRL itself would silently keep it whole)."""
     from datasets import Dataset
 
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    lines = path.read_text(encoding="utf-8").splitlines()
+    rows = [(number, json.loads(line)) for number, line in enumerate(lines, 1) if line.strip()]
+    if tokenizer is not None and max_prompt_length is not None:
+        for number, row in rows:
+            length = len(tokenizer.apply_chat_template(row["messages"], add_generation_prompt=True, tokenize=True,
+                                                         return_dict=False))
+            if length > max_prompt_length:
+                raise DataError(f"{path}:{number}: the prompt is {length} tokens, more than rl.max_prompt_length="
+                                f"{max_prompt_length}", hint="raise rl.max_prompt_length or shorten the prompt")
     return Dataset.from_list([{"prompt": row["messages"], "expected_answer": str(row["expected_answer"])}
-                              for row in rows])
+                              for _, row in rows])
 
 
-def rewards_from(specs: list[dict[str, Any]]) -> tuple[list, list[float]]:
+def rewards_from(specs: list[RewardSpec | dict[str, Any]]) -> tuple[list, list[float]]:
+    """The reward callables and their weights, each built from its ``_target_`` by Hydra."""
     from hydra.utils import instantiate
 
     functions, weights = [], []
     for spec in specs:
-        spec = dict(spec)
-        weights.append(float(spec.pop("weight", 1.0)))
-        functions.append(instantiate(spec))
+        spec = spec if isinstance(spec, RewardSpec) else RewardSpec.model_validate(spec)
+        weights.append(spec.weight)
+        functions.append(instantiate({"_target_": spec.target, **(spec.model_extra or {})}))
     return functions, weights
 
 
-def train(job: dict[str, Any]) -> dict[str, Any]:
-    import torch
-    from transformers import AutoTokenizer
-    from trl import GRPOConfig, GRPOTrainer
-
-    rl, run_dir = job["rl"], Path(job["run_dir"])
-    cuda = torch.cuda.is_available() and rl.get("device", "auto") != "cpu"
-    functions, weights = rewards_from(rl["rewards"])
-    tokenizer = AutoTokenizer.from_pretrained(job["policy"])
-    config = GRPOConfig(
+def grpo_arguments(rl: RLConfig, run_dir: Path, cuda: bool, weights: list[float]) -> dict[str, Any]:
+    """TRL's GRPOConfig arguments from the ``rl`` group: every key TRL can honour reaches it
+    (max_prompt_length is checked on the prompts, see :func:`load_prompts`; micro_batch_size,
+    gpus_per_node, num_nodes, eval/checkpoint intervals and verifier_workers are NeMo-RL's)."""
+    return dict(
         output_dir=str(run_dir / "trl"),
         use_cpu=not cuda,
-        bf16=cuda and rl.get("precision") == "bf16",
-        max_steps=int(rl["steps"]),
-        per_device_train_batch_size=int(rl["prompts_per_step"]) * int(rl["num_generations"]),
-        num_generations=int(rl["num_generations"]),
-        max_completion_length=int(rl["max_completion_length"]),
-        temperature=float(rl["temperature"]),
-        learning_rate=float(rl["lr"]),
-        beta=float(rl["kl_coef"]),
+        bf16=cuda and rl.precision == "bf16",
+        fp16=cuda and rl.precision == "fp16",
+        max_steps=rl.steps,
+        per_device_train_batch_size=rl.prompts_per_step * rl.num_generations,
+        num_generations=rl.num_generations,
+        max_completion_length=rl.max_completion_length,
+        temperature=rl.temperature,
+        learning_rate=rl.lr,
+        beta=rl.kl_coef,
+        epsilon=rl.clip_epsilon,
+        max_grad_norm=rl.clip_grad,
         reward_weights=weights,
-        seed=int(rl["seed"]),
+        seed=rl.seed,
         logging_steps=1,
         save_strategy="no",
         report_to="none",
@@ -72,9 +84,22 @@ def train(job: dict[str, Any]) -> dict[str, Any]:
         dataloader_num_workers=0,
         disable_tqdm=True,
     )
+
+
+def train(job: dict[str, Any]) -> dict[str, Any]:
+    import torch
+    from transformers import AutoTokenizer
+    from trl import GRPOConfig, GRPOTrainer
+
+    rl, run_dir = validate(RLConfig, job["rl"], "rl"), Path(job["run_dir"])
+    cuda = torch.cuda.is_available() and rl.device != "cpu"
+    functions, weights = rewards_from(rl.rewards)
+    tokenizer = AutoTokenizer.from_pretrained(job["policy"])
+    config = GRPOConfig(**grpo_arguments(rl, run_dir, cuda, weights))
     trainer = GRPOTrainer(model=job["policy"], reward_funcs=functions, args=config,
-                          train_dataset=load_prompts(Path(job["data"]["train_path"])), processing_class=tokenizer)
-    _one_line_per_step(trainer, int(rl["steps"]))
+                          train_dataset=load_prompts(Path(job["data"]["train_path"]), tokenizer, rl.max_prompt_length),
+                          processing_class=tokenizer)
+    _one_line_per_step(trainer, rl.steps)
     trainer.train()
     policy = run_dir / "policy"
     trainer.save_model(str(policy))  # collective: every rank takes part, the main one writes

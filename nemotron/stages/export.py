@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -28,7 +27,7 @@ from typing import Any
 from nemo_runspec.artifacts import current_tracking, log_artifact, setup_artifact_tracking
 from nemo_runspec.errors import ArtifactNotFoundError, ConfigError, NemotronError, TypeMismatchError
 from nemo_runspec.refs import validate_name
-from nemotron.stages.training import free_port
+from nemotron.train.child_process import run_module
 
 FORMATS = ("hf",)
 # Copied from the tokenizer's directory when present (tokenizer_config.json is rewritten).
@@ -129,8 +128,7 @@ def export_to_directory(record, out: Path, *, tokenizer: str | None = None, trac
 
 def _check_source(record) -> None:
     """A complete Megatron checkpoint of a Llama-style model, or a one-line error."""
-    from nemotron.train.checkpoint import TRAINER_FILE
-    from nemotron.train.hf_export import incompatibilities
+    from nemotron.kit.model_formats import incompatibilities, missing_checkpoint_files
 
     if record.type != "ModelArtifact":
         raise TypeMismatchError(f"{record.ref} is a {record.type}, not a ModelArtifact",
@@ -139,8 +137,7 @@ def _check_source(record) -> None:
         raise ConfigError(f"{record.ref} is already a {record.fields.get('format')!r} checkpoint, not a Megatron one",
                           hint=f"export its parent ({record.fields.get('parent_model') or 'the Megatron model'})")
     checkpoint = Path(record.path)
-    missing = [p for p in (checkpoint / TRAINER_FILE, checkpoint / "model" / "metadata.json") if not p.is_file()]
-    if missing:
+    if missing := missing_checkpoint_files(checkpoint):
         raise ConfigError(f"{record.ref} checkpoint {checkpoint} is incomplete (missing {missing[0].relative_to(checkpoint)})",
                           hint="export a model logged by `pretrain`/`sft` whose checkpoint directory is intact")
     architecture = record.metadata.get("architecture")
@@ -258,13 +255,9 @@ def _convert(checkpoint: Path, architecture: dict[str, Any], vocab_size: int, st
             "out": str(staging),
             "result": str(result_file),
         }), encoding="utf-8")
-        env = {**os.environ, "RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1",
-               "MASTER_PORT": str(free_port())}
-        status = subprocess.run([sys.executable, "-m", "nemotron.train.hf_export", str(job_file)], env=env).returncode
-        if status != 0 or not result_file.is_file():
-            raise ExportFailed(f"the conversion of {checkpoint} exited with status {status}; nothing was written or logged",
-                               hint="the lines above are the conversion process's own error")
-        return json.loads(result_file.read_text())
+        return run_module("nemotron.train.hf_export", [job_file], result=result_file,
+                          what=f"the conversion of {checkpoint}", consequence="nothing was written or logged",
+                          error=ExportFailed, hint="the lines above are the conversion process's own error")
 
 
 def _copy_tokenizer(source: Path, own_config: dict[str, Any], target: Path, loaded, template: str | None,

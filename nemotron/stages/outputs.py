@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any, TypeVar
 
-from nemo_runspec.artifacts import Artifact, current_tracking
+from nemo_runspec.artifacts import Artifact, ArtifactTracking
 from nemo_runspec.errors import ArtifactNotFoundError
 
 A = TypeVar("A", bound=Artifact)
@@ -27,13 +27,13 @@ def output_dir(root: str | Path, name: str, identity: Any) -> tuple[Path, str]:
     return (Path(root) / name / digest).absolute(), digest
 
 
-def already_logged(cls: type[A], name: str, directory: Path, digest: str, marker: str) -> A | None:
+def already_logged(tracking: ArtifactTracking, cls: type[A], name: str, directory: Path, digest: str,
+                   marker: str) -> A | None:
     """The newest version of ``name`` that was made into ``directory`` with this fingerprint,
     if ``directory/marker`` still exists; None otherwise.
 
     Every version is looked at, not only the latest: a run that an older version already holds
     must not run again into that version's directory (it would rewrite published files)."""
-    tracking = current_tracking()
     try:
         latest = tracking.resolve(f"{name}:latest")
     except ArtifactNotFoundError:

@@ -11,34 +11,13 @@ where it stopped. Overrides apply to every step, or to one step with its name as
 
 from __future__ import annotations
 
-import importlib
 import re
 from dataclasses import dataclass
 
 from nemo_runspec.errors import ConfigError, NemotronError
+from nemotron.stages.steps import STEPS, Step, check_groups
 
-
-@dataclass(frozen=True)
-class Step:
-    recipe: str
-    task: str  # module:function
-    command: tuple[str, ...]  # the words after `nemotron <family>`
-
-
-STEPS = (
-    Step("data_prep_pretrain", "nemotron.stages.pretrain_data:prep_pretrain", ("data", "prep", "pretrain")),
-    Step("pretrain", "nemotron.stages.pretrain:train_pretrain", ("pretrain",)),
-    Step("data_prep_sft", "nemotron.stages.sft_data:prep_sft", ("data", "prep", "sft")),
-    Step("sft", "nemotron.stages.sft:train_sft", ("sft",)),
-    Step("data_prep_rl", "nemotron.stages.rl_data:prep_rl", ("data", "prep", "rl")),
-    Step("rl", "nemotron.stages.rl:train_rl", ("rl",)),
-)
 _PREFIXED = re.compile(r"^(?P<step>[a-z_]+):(?P<override>.+)$")
-
-
-def command_of(recipe_name: str) -> tuple[str, ...]:
-    """The CLI words that run a step's recipe (``data prep pretrain``)."""
-    return next(step.command for step in STEPS if step.recipe == recipe_name)
 
 
 class PipeStepFailed(NemotronError):
@@ -84,10 +63,9 @@ def run_pipe(family: str, overrides: list[str], *, until: str | None = None, sho
     artifact = None
     for number, step in enumerate(steps, 1):
         console.rule(f"[bold]{number}/{len(steps)} {step.recipe}")
-        module, function = step.task.split(":")
         try:
             cfg = compose(recipe(family, step.recipe), routed[step.recipe])
-            artifact = getattr(importlib.import_module(module), function)(cfg, show_progress=show_progress)
+            artifact = step.function()(cfg, show_progress=show_progress)
         except NemotronError as err:
             raise PipeStepFailed(f"step {number}/{len(steps)} {step.recipe} failed: {err}", hint=err.hint) from err
     return artifact
@@ -108,7 +86,7 @@ def submit_pipe(family: str, overrides: list[str], profile, *, until: str | None
     routed = route_overrides(overrides)
     steps = steps_until(until)
     for step in steps:
-        compose(recipe(family, step.recipe), routed[step.recipe])
+        check_groups(step.recipe, compose(recipe(family, step.recipe), routed[step.recipe]))
     jobs = []
     for step in steps:
         argv = job_argv(profile, family, step.command, routed[step.recipe], debug)

@@ -15,60 +15,56 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from nemo_runspec.artifacts import log_artifact, setup_artifact_tracking
-from nemo_runspec.errors import ConfigError
-from nemo_runspec.hydra_app import to_plain
 from nemo_runspec.slurm.rendezvous import allocation_tasks
 from nemotron.kit.artifacts import ModelArtifact
 from nemotron.rl.trl_grpo import RESULT_FILE
-from nemotron.stages import outputs
+from nemotron.schemas.rl import EXECUTION_KEYS
+from nemotron.schemas.steps import RLStep
+from nemotron.stages.step import Output, Produced, receive, run_step
 from nemotron.stages.training import TrainingFailed, srun_command, typed_input
-
-BACKENDS = ("trl", "nemo_rl")
 
 
 def train_rl(cfg: Any, *, show_progress: bool = True) -> ModelArtifact:
-    tracking = setup_artifact_tracking(cfg)
-    parent = typed_input(tracking, "model", cfg.run.model, "ModelArtifact", "RL", "the SFT model")
-    data = typed_input(tracking, "data", cfg.run.data, "SplitJsonlDataArtifact", "RL", "the output of `data prep rl`")
-    config = to_plain(cfg)
-    rl = config["rl"]
-    if rl["backend"] not in BACKENDS:
-        raise ConfigError(f"rl.backend={rl['backend']!r} (choose from {', '.join(BACKENDS)})")
-    if rl["backend"] == "nemo_rl":
+    inputs = []
+
+    def check_inputs(tracking) -> None:
+        inputs.append(typed_input(tracking, "model", cfg.run.model, "ModelArtifact", "RL", "the SFT model"))
+        inputs.append(typed_input(tracking, "data", cfg.run.data, "SplitJsonlDataArtifact", "RL",
+                                  "the output of `data prep rl`"))
+
+    step = receive(cfg, RLStep, check_inputs)
+    parent, data = inputs
+    rl, plain = step.typed.rl, step.plain
+    if rl.backend == "nemo_rl":
         from nemotron.rl import nemo_rl
 
         nemo_rl.require()
         nemo_rl.check_allocation()
-    directory, digest = outputs.output_dir(rl["output_root"], config["run"]["name"], {
-        "rl": {k: v for k, v in rl.items() if k not in ("output_root", "device", "nproc_per_node")},
+        nemo_rl.reward_environment(rl)  # a reward NeMo-RL cannot compute: refused before any work
+
+    def produce(output: Output) -> Produced[ModelArtifact]:
+        directory = output.directory
+        directory.mkdir(parents=True, exist_ok=True)
+        policy = _initial_policy(parent, directory)
+        job = {"run_dir": str(directory), "policy": str(policy), "data": plain["data"], "rl": plain["rl"]}
+        (directory / "job.json").write_text(json.dumps(job, indent=1), encoding="utf-8")
+        result = _run_nemo_rl(job, directory) if rl.backend == "nemo_rl" else _run_trl(directory, rl.nproc_per_node)
+        artifact = ModelArtifact(
+            path=Path(result["policy"]), stage="rl", step=result["step"], format="hf",
+            final_loss=result.get("final_loss"), parent_model=parent.uri, training_data=data.uri,
+            metadata={"run_dir": str(directory), "backend": rl.backend,
+                      "processes": result.get("processes", 1), "final_reward": result.get("final_reward"),
+                      "final_kl": result.get("final_kl"), "metrics": str(directory / "metrics.jsonl"),
+                      "reward_plot": result.get("plot"), "architecture": parent.metadata.get("architecture"),
+                      "tokenizer_sha256": parent.metadata.get("tokenizer_sha256"), "config": plain},
+        )
+        return Produced(artifact, f"{artifact.step} GRPO steps, mean reward {result.get('final_reward')}, "
+                                  f"KL {result.get('final_kl')}")
+
+    return run_step(step.tracking, ModelArtifact, step.typed.run.name, root=rl.output_root, identity={
+        "rl": {k: v for k, v in plain["rl"].items() if k not in EXECUTION_KEYS},
         "inputs": [parent.uri, data.uri],
-    })
-    existing = outputs.already_logged(ModelArtifact, config["run"]["name"], directory, digest, RESULT_FILE)
-    if existing is not None:
-        print(f"{existing.name}:v{existing.version} already holds this run ({directory}); nothing to do")
-        return existing
-    directory.mkdir(parents=True, exist_ok=True)
-    policy = _initial_policy(parent, directory)
-    job = {"run_dir": str(directory), "policy": str(policy), "data": config["data"], "rl": rl}
-    (directory / "job.json").write_text(json.dumps(job, indent=1), encoding="utf-8")
-    if rl["backend"] == "nemo_rl":
-        result = _run_nemo_rl(job, directory)
-    else:
-        result = _run_trl(job, directory, int(rl["nproc_per_node"]))
-    artifact = ModelArtifact(
-        path=Path(result["policy"]), stage="rl", step=result["step"], format="hf",
-        final_loss=result.get("final_loss"), parent_model=parent.uri, training_data=data.uri,
-        metadata={"run_dir": str(directory), "fingerprint": digest, "backend": rl["backend"],
-                  "processes": result.get("processes", 1), "final_reward": result.get("final_reward"),
-                  "final_kl": result.get("final_kl"), "metrics": str(directory / "metrics.jsonl"),
-                  "reward_plot": result.get("plot"), "architecture": parent.metadata.get("architecture"),
-                  "tokenizer_sha256": parent.metadata.get("tokenizer_sha256"), "config": config},
-    )
-    log_artifact(artifact, tracking, name=config["run"]["name"])
-    print(f"logged {artifact.name}:v{artifact.version}: {artifact.step} GRPO steps, mean reward "
-          f"{result.get('final_reward')}, KL {result.get('final_kl')} -> {artifact.path}")
-    return artifact
+    }, marker=RESULT_FILE, produce=produce, what="run")
 
 
 def _initial_policy(parent, directory: Path) -> Path:
@@ -82,7 +78,7 @@ def _initial_policy(parent, directory: Path) -> Path:
     return target
 
 
-def _run_trl(job: dict[str, Any], directory: Path, nproc: int) -> dict[str, Any]:
+def _run_trl(directory: Path, nproc: int) -> dict[str, Any]:
     entry = ["-m", "nemotron.rl.trl_grpo", str(directory / "job.json")]
     env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
     if allocation_tasks() > 1:

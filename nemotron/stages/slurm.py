@@ -8,13 +8,13 @@ A submitted job runs the same ``nemotron`` command without ``--run``; it carries
 
 from __future__ import annotations
 
-import importlib
 import os
 from dataclasses import dataclass
 
 from nemo_runspec.errors import ConfigError
 from nemo_runspec.slurm.profile import Profile
 from nemo_runspec.slurm.submit import IN_JOB_VAR
+from nemotron.stages.steps import check_groups, command_of, step_named
 
 
 @dataclass(frozen=True)
@@ -66,8 +66,8 @@ def job_argv(profile: Profile, family: str, command: tuple[str, ...], overrides:
             *kept, "launcher=slurm", f"launcher.profile={hydra_value(profile.name)}"]
 
 
-def submit_recipe(where: Placement, family: str, recipe_name: str, task: str, overrides: list[str],
-                  composed: list, multirun: bool, debug: bool) -> None:
+def submit_recipe(where: Placement, family: str, recipe_name: str, overrides: list[str], composed: list,
+                  multirun: bool, debug: bool) -> None:
     """One job, or with -m one array job: through Hydra's submitit launcher with ``--run``, by
     :func:`sweep_array` with ``--batch`` or a container image (Hydra's launcher can neither
     return before its jobs end nor run them in an image). ``composed``: every job's config
@@ -76,18 +76,18 @@ def submit_recipe(where: Placement, family: str, recipe_name: str, task: str, ov
     from nemo_runspec.slurm.launch import hydra_value, run_or_batch, sweep_overrides
     from nemo_runspec.slurm.submit import check_accepted
     from nemotron.recipes import recipe
-    from nemotron.stages.pipe import command_of
 
     source, name, profile = recipe(family, recipe_name), f"{family}-{recipe_name}", where.profile
+    for cfg in composed:
+        check_groups(recipe_name, cfg)
     if multirun and (not where.wait or profile.container_image):
         sweep_array(profile, family, recipe_name, name, overrides, debug, wait=where.wait)
         return
     if multirun:
         check_accepted(profile, name)  # Hydra's launcher would report a refusal as a traceback
-        module, function = task.split(":")
         recorded = ["launcher=slurm", f"launcher.profile={hydra_value(profile.name)}"]
         hydra_app.run(source, [*overrides, *recorded, *sweep_overrides(profile, name)],
-                      getattr(importlib.import_module(module), function), multirun=True, debug=debug)
+                      step_named(recipe_name).function(), multirun=True, debug=debug)
         return
     hydra_app.require_multirun(len(composed), multirun)
     run_or_batch(profile, job_argv(profile, family, command_of(recipe_name), overrides, debug), name, wait=where.wait)
@@ -101,7 +101,6 @@ def sweep_array(profile: Profile, family: str, recipe_name: str, name: str, over
     from nemo_runspec.hydra_app import expand_sweeps
     from nemo_runspec.slurm.launch import announce, wait_for_all
     from nemo_runspec.slurm.submit import submit_array
-    from nemotron.stages.pipe import command_of
 
     command = command_of(recipe_name)
     jobs = submit_array(profile, [job_argv(profile, family, command, job, debug) for job in expand_sweeps(overrides)], name)

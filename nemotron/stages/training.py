@@ -10,18 +10,19 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 from nemo_runspec.errors import ConfigError, NemotronError, TypeMismatchError
-from nemo_runspec.slurm.rendezvous import allocation_tasks, first_node, srun_args
-from nemotron.stages import outputs
+from nemo_runspec.slurm.rendezvous import allocation_tasks, first_node, free_port, single_process_env, srun_args
+from nemotron.kit.artifacts import ModelArtifact
+from nemotron.schemas.steps import TrainingStep
+from nemotron.schemas.train import EXECUTION_KEYS
+from nemotron.stages.step import Output, Produced, Received, run_step, write_resolved_config
 
-# train keys that change how a run is executed or shown, never what it computes.
-_NOT_IN_FINGERPRINT = ("output_root", "nproc_per_node", "device")
+RESULT_FILE = "result.json"  # rank 0 writes it when a run ends (nemotron.train.loop)
 
 
 class TrainingFailed(NemotronError):
@@ -30,11 +31,10 @@ class TrainingFailed(NemotronError):
 
 def run_training_job(job: dict[str, Any], run_dir: Path, nproc: int) -> dict[str, Any]:
     """Write the job file, run the training processes, return rank 0's result."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "resolved_config.yaml").write_text(_yaml(job), encoding="utf-8")
+    write_resolved_config(run_dir, job)
     job_file = run_dir / "job.json"
     job_file.write_text(json.dumps(job, indent=1), encoding="utf-8")
-    result_file = run_dir / "result.json"
+    result_file = run_dir / RESULT_FILE
     result_file.unlink(missing_ok=True)
     entry = ["-m", "nemotron.train.launch", str(job_file)]
     env = dict(os.environ)
@@ -45,7 +45,7 @@ def run_training_job(job: dict[str, Any], run_dir: Path, nproc: int) -> dict[str
         env.setdefault("OMP_NUM_THREADS", "1")
     else:
         command = [sys.executable, *entry]
-        env.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()))
+        env.update(single_process_env())
     status = subprocess.run(command, env=env).returncode
     if status != 0 or not result_file.is_file():
         raise TrainingFailed(f"training exited with status {status} (run directory {run_dir})",
@@ -76,90 +76,62 @@ def typed_input(tracking, key: str, ref: str, type_name: str, step: str, what: s
     return record
 
 
-def train_and_log(tracking, config: dict[str, Any], stage: str, inputs: list, show_progress: bool,
-                  init_checkpoint: str | None = None, parent_model: str | None = None):
+def train_and_log(step: Received[TrainingStep], stage: str, inputs: list, show_progress: bool,
+                  parent_model: str | None = None):
     """The common end of the training steps: skip a finished run, else train and log the model.
 
     ``inputs`` are the pinned records the run reads; the last one is its training data."""
+    config, plain = step.typed, step.plain
     check_model_fits(config)
-    directory, digest = run_dir(config, [record.uri for record in inputs])
-    if (existing := finished_run(config, directory, digest)) is not None:
-        return existing
-    job = {
-        "stage": stage,
-        "run_dir": str(directory),
-        "init_checkpoint": init_checkpoint,
-        "model": config["model"],
-        "train": config["train"],
-        "optimizer": config["optimizer"],
-        "data": config["data"],
-        "tracking": config.get("tracking"),
-        "show_progress": show_progress,
-    }
-    result = run_training_job(job, directory, world_size(config))
-    return log_model(tracking, config, stage, result, directory, digest, training_data=inputs[-1].uri,
-                     parent_model=parent_model)
+
+    def produce(output: Output) -> Produced:
+        job = {
+            "stage": stage,
+            "run_dir": str(output.directory),
+            "init_checkpoint": getattr(getattr(config, "init", None), "checkpoint", None),
+            "model": plain["model"],
+            "train": plain["train"],
+            "optimizer": plain["optimizer"],
+            "data": plain["data"],
+            "tracking": plain.get("tracking"),
+            "show_progress": show_progress,
+        }
+        result = run_training_job(job, output.directory, world_size(config))
+        return model_artifact(plain, stage, result, output.directory, training_data=inputs[-1].uri,
+                              parent_model=parent_model)
+
+    return run_step(step.tracking, ModelArtifact, config.run.name, root=config.train.output_root, identity={
+        "model": plain["model"],
+        "train": {k: v for k, v in plain["train"].items() if k not in EXECUTION_KEYS},
+        "optimizer": plain["optimizer"],
+        "inputs": [record.uri for record in inputs],
+    }, marker=RESULT_FILE, produce=produce, what="run")
 
 
-def check_model_fits(config: dict[str, Any]) -> None:
-    """Refuse GPU-only architectures before any process starts."""
-    model, train = config["model"], config["train"]
-    if model.get("requires_gpu") and train.get("device") != "cuda":
+def check_model_fits(config: TrainingStep) -> None:
+    """Refuse GPU-only architectures and layouts the processes cannot form, before any starts."""
+    model, train = config.model, config.train
+    if model.requires_gpu and train.device != "cuda":
         import torch
 
-        if train.get("device") == "cpu" or not torch.cuda.is_available():
-            raise ConfigError(f"model {model.get('name')!r} runs on GPUs only: {model.get('gpu_only_reason', 'it needs CUDA')}",
+        if train.device == "cpu" or not torch.cuda.is_available():
+            raise ConfigError(f"model {model.name!r} runs on GPUs only: {model.gpu_only_reason or 'it needs CUDA'}",
                               hint="use model=tiny on this machine, or run on a GPU node (--run PROFILE)")
-    if world_size(config) % int(train["tensor_parallel"]):
+    if world_size(config) % train.tensor_parallel:
         what = (f"the SLURM job's {allocation_tasks()} tasks" if allocation_tasks() > 1
-                else f"train.nproc_per_node={train['nproc_per_node']}")
-        raise ConfigError(f"{what} is not a multiple of train.tensor_parallel={train['tensor_parallel']}")
+                else f"train.nproc_per_node={train.nproc_per_node}")
+        raise ConfigError(f"{what} is not a multiple of train.tensor_parallel={train.tensor_parallel}")
 
 
-def world_size(config: dict[str, Any]) -> int:
+def world_size(config: TrainingStep) -> int:
     """Training processes: the SLURM job's tasks when it has several, else train.nproc_per_node."""
     tasks = allocation_tasks()
-    return tasks if tasks > 1 else int(config["train"]["nproc_per_node"])
+    return tasks if tasks > 1 else config.train.nproc_per_node
 
 
-def run_dir(config: dict[str, Any], inputs: list[str]) -> tuple[Path, str]:
-    """``<train.output_root>/<run.name>/<fingerprint>`` of everything the run computes from."""
-    return outputs.output_dir(config["train"]["output_root"], config["run"]["name"], {
-        "model": config["model"],
-        "train": {k: v for k, v in config["train"].items() if k not in _NOT_IN_FINGERPRINT},
-        "optimizer": config["optimizer"],
-        "inputs": inputs,
-    })
-
-
-def finished_run(config: dict[str, Any], directory: Path, digest: str):
-    """The model already logged from this run directory, if the run finished and was logged."""
-    from nemotron.kit.artifacts import ModelArtifact
-
-    existing = outputs.already_logged(ModelArtifact, config["run"]["name"], directory, digest, "result.json")
-    if existing is not None:
-        print(f"{existing.name}:v{existing.version} already holds this run ({directory}); nothing to do")
-    return existing
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
-
-
-def _yaml(data: dict[str, Any]) -> str:
-    from omegaconf import OmegaConf
-
-    return OmegaConf.to_yaml(OmegaConf.create(data))
-
-
-def log_model(tracking, config: dict[str, Any], stage: str, result: dict[str, Any], directory: Path, digest: str,
-              training_data: str, parent_model: str | None = None):
-    """Log the run's final checkpoint as a ModelArtifact, inputs pinned by the caller."""
-    from nemo_runspec.artifacts import log_artifact
-    from nemotron.kit.artifacts import ModelArtifact
-
+def model_artifact(config: dict[str, Any], stage: str, result: dict[str, Any], directory: Path, training_data: str,
+                   parent_model: str | None = None) -> Produced:
+    """The run's final checkpoint as a ModelArtifact, inputs pinned by the caller."""
     artifact = ModelArtifact(
         path=Path(result["checkpoint"]),
         stage=stage,
@@ -171,7 +143,6 @@ def log_model(tracking, config: dict[str, Any], stage: str, result: dict[str, An
         training_data=training_data,
         metadata={
             "run_dir": str(directory),
-            "fingerprint": digest,
             "val_loss": result.get("val_loss"),
             "processes": result.get("processes"),
             "data_parallel": result.get("data_parallel"),
@@ -183,7 +154,4 @@ def log_model(tracking, config: dict[str, Any], stage: str, result: dict[str, An
             "config": config,
         },
     )
-    log_artifact(artifact, tracking, name=config["run"]["name"])
-    print(f"logged {artifact.name}:v{artifact.version}: step {artifact.step}, loss {artifact.final_loss:.4f}, "
-          f"{artifact.tokens_seen} tokens -> {artifact.path}")
-    return artifact
+    return Produced(artifact, f"step {artifact.step}, loss {artifact.final_loss:.4f}, {artifact.tokens_seen} tokens")

@@ -23,8 +23,8 @@ from typing import Any
 
 import torch
 
-LATEST = "latest"
-TRAINER_FILE = "trainer.json"
+from nemo_runspec import atomic
+from nemotron.kit.model_formats import LATEST, TRAINER_FILE
 
 
 @dataclass
@@ -60,9 +60,7 @@ def save(root: Path, step_state: TrainerState, model, optimizer, rng: dict[str, 
         (tmp / TRAINER_FILE).write_text(json.dumps(asdict(step_state), indent=1))
         shutil.rmtree(final, ignore_errors=True)  # a rerun past a crash may have left one
         os.replace(tmp, final)
-        pointer = root / f".{LATEST}.tmp"
-        pointer.write_text(final.name)
-        os.replace(pointer, root / LATEST)
+        atomic.write_text(root / LATEST, final.name)
     torch.distributed.barrier()
     return final
 

@@ -8,58 +8,55 @@ Megatron-Core's local spec otherwise.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
 import torch
+
+from nemotron.schemas.model import ModelConfig, model_config
+from nemotron.train.param_count import padded_vocab_size
 
 
 class UnsupportedModel(ValueError):
     pass
 
 
-def check_supported(model: Mapping[str, Any], cuda: bool) -> None:
+def check_supported(model: ModelConfig | Mapping[str, Any], cuda: bool) -> None:
     """Refuse configs this trainer cannot build, naming the reason."""
-    if model.get("requires_gpu") and not cuda:
-        reason = model.get("gpu_only_reason") or "it needs CUDA kernels"
-        raise UnsupportedModel(f"model {model.get('name')!r} runs on GPUs only: {reason}")
-    if model.get("architecture", "gpt") != "gpt":
+    model = model_config(model)
+    if model.requires_gpu and not cuda:
+        reason = model.gpu_only_reason or "it needs CUDA kernels"
+        raise UnsupportedModel(f"model {model.name!r} runs on GPUs only: {reason}")
+    if model.architecture != "gpt":
         raise UnsupportedModel(
-            f"model {model.get('name')!r} is a {model.get('architecture')} architecture; "
+            f"model {model.name!r} is a {model.architecture} architecture; "
             "this trainer builds dense GPT models (Megatron-Core GPTModel)"
         )
 
 
-def padded_vocab_size(vocab_size: int, model: Mapping[str, Any], tp_size: int) -> int:
-    multiple = int(model.get("make_vocab_size_divisible_by", 128)) * tp_size
-    return math.ceil(vocab_size / multiple) * multiple
-
-
-def transformer_config(model: Mapping[str, Any], tp_size: int, bf16: bool):
+def transformer_config(model: ModelConfig, tp_size: int, bf16: bool):
     import torch.nn.functional as F
     from megatron.core.transformer.transformer_config import TransformerConfig
 
-    activation = model.get("activation", "swiglu")
-    if activation not in ("swiglu", "gelu"):
-        raise UnsupportedModel(f"model.activation={activation!r} (supported: swiglu, gelu)")
+    if model.activation not in ("swiglu", "gelu"):
+        raise UnsupportedModel(f"model.activation={model.activation!r} (supported: swiglu, gelu)")
     return TransformerConfig(
-        num_layers=int(model["num_layers"]),
-        hidden_size=int(model["hidden_size"]),
-        ffn_hidden_size=int(model["ffn_hidden_size"]),
-        num_attention_heads=int(model["num_attention_heads"]),
-        num_query_groups=int(model.get("num_query_groups") or model["num_attention_heads"]),
-        normalization=model.get("normalization", "RMSNorm"),
-        gated_linear_unit=activation == "swiglu",
-        activation_func=F.silu if activation == "swiglu" else F.gelu,
-        add_bias_linear=bool(model.get("add_bias_linear", False)),
+        num_layers=model.num_layers,
+        hidden_size=model.hidden_size,
+        ffn_hidden_size=model.ffn_hidden_size,
+        num_attention_heads=model.num_attention_heads,
+        num_query_groups=model.num_query_groups or model.num_attention_heads,
+        normalization=model.normalization,
+        gated_linear_unit=model.activation == "swiglu",
+        activation_func=F.silu if model.activation == "swiglu" else F.gelu,
+        add_bias_linear=model.add_bias_linear,
         tensor_model_parallel_size=tp_size,
         use_cpu_initialization=True,
         params_dtype=torch.bfloat16 if bf16 else torch.float32,
         bf16=bf16,
-        hidden_dropout=float(model.get("hidden_dropout", 0.0)),
-        attention_dropout=float(model.get("attention_dropout", 0.0)),
-        init_method_std=float(model.get("init_method_std", 0.02)),
+        hidden_dropout=model.hidden_dropout,
+        attention_dropout=model.attention_dropout,
+        init_method_std=model.init_method_std,
         # The fused kernels below exist only on GPUs; the unfused paths give the same math.
         bias_activation_fusion=False,
         masked_softmax_fusion=False,
@@ -70,7 +67,7 @@ def transformer_config(model: Mapping[str, Any], tp_size: int, bf16: bool):
     )
 
 
-def layer_spec(model: Mapping[str, Any], cuda: bool):
+def layer_spec(model: ModelConfig, cuda: bool):
     from megatron.core.models.gpt import gpt_layer_specs
 
     if cuda:
@@ -80,23 +77,24 @@ def layer_spec(model: Mapping[str, Any], cuda: bool):
             pass
         else:
             return gpt_layer_specs.get_gpt_layer_with_transformer_engine_spec()
-    return gpt_layer_specs.get_gpt_layer_local_spec(normalization=model.get("normalization", "RMSNorm"))
+    return gpt_layer_specs.get_gpt_layer_local_spec(normalization=model.normalization)
 
 
-def build_model(model: Mapping[str, Any], vocab_size: int, tp_size: int, cuda: bool, bf16: bool):
+def build_model(model: ModelConfig | Mapping[str, Any], vocab_size: int, tp_size: int, cuda: bool, bf16: bool):
     """The GPTModel (wrapped for bf16) on this rank's device."""
     from megatron.core.models.gpt.gpt_model import GPTModel
 
+    model = model_config(model)
     check_supported(model, cuda)
     config = transformer_config(model, tp_size, bf16)
     gpt = GPTModel(
         config=config,
         transformer_layer_spec=layer_spec(model, cuda),
-        vocab_size=padded_vocab_size(vocab_size, model, tp_size),
-        max_sequence_length=int(model["seq_length"]),
-        position_embedding_type=model.get("position_embedding_type", "rope"),
-        rotary_base=int(model.get("rotary_base", 10000)),
-        share_embeddings_and_output_weights=not model.get("untie_embeddings_and_output_weights", True),
+        vocab_size=padded_vocab_size(vocab_size, model.make_vocab_size_divisible_by, tp_size),
+        max_sequence_length=model.seq_length,
+        position_embedding_type=model.position_embedding_type,
+        rotary_base=model.rotary_base,
+        share_embeddings_and_output_weights=not model.untie_embeddings_and_output_weights,
     )
     if cuda:
         gpt = gpt.cuda()
@@ -111,10 +109,3 @@ def unwrap(model):
     """The GPTModel inside a Float16Module (or the model itself)."""
     return getattr(model, "module", model)
 
-
-def architecture_of(model: Mapping[str, Any]) -> dict[str, Any]:
-    """The fields that must match between a checkpoint and the model that loads it."""
-    keys = ("num_layers", "hidden_size", "ffn_hidden_size", "num_attention_heads", "num_query_groups",
-            "normalization", "activation", "add_bias_linear", "position_embedding_type",
-            "untie_embeddings_and_output_weights")
-    return {key: model.get(key) for key in keys}

@@ -38,27 +38,7 @@ from typing import Any
 
 import torch
 
-# The model settings a LlamaForCausalLM computes exactly (also nemotron.train.gpt's defaults
-# when a setting is not recorded); anything else is refused.
-LLAMA_COMPATIBLE = {
-    "architecture": "gpt",
-    "normalization": "RMSNorm",
-    "activation": "swiglu",
-    "position_embedding_type": "rope",
-    "add_bias_linear": False,
-}
-
-
-def incompatibilities(architecture: Mapping[str, Any]) -> list[str]:
-    """The recorded settings that keep ``architecture`` from being a LlamaForCausalLM."""
-    problems = []
-    if architecture.get("requires_gpu"):
-        problems.append(f"it is a GPU-only architecture ({architecture.get('gpu_only_reason') or 'hybrid/MoE'})")
-    for key, wanted in LLAMA_COMPATIBLE.items():
-        value = architecture.get(key, wanted)
-        if value != wanted:
-            problems.append(f"{key}={value!r} (Llama: {wanted!r})")
-    return problems
+from nemotron.kit.model_formats import incompatibilities
 
 
 def head_dim(architecture: Mapping[str, Any]) -> int:
@@ -238,37 +218,28 @@ def export(checkpoint: Path, architecture: Mapping[str, Any], vocab_size: int, o
 
 def main(argv: list[str]) -> int:
     """``JOB.json``: checkpoint, architecture, vocab_size, token_ids, out, result."""
-    from nemo_runspec.errors import report_error
+    from nemo_runspec.errors import run_job_file
+    from nemo_runspec.slurm.rendezvous import single_process_env
 
     warnings.filterwarnings("ignore", category=UserWarning, module=r"megatron\.")
     warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"(megatron|torch)\.")
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"(megatron|torch)\.")
-    job = json.loads(Path(argv[0]).read_text())
-    os.environ.setdefault("RANK", "0")
-    os.environ.setdefault("WORLD_SIZE", "1")
-    os.environ.setdefault("LOCAL_RANK", "0")
-    os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
-    if "MASTER_PORT" not in os.environ:
-        import socket
+    for key, value in single_process_env().items():  # started by hand rather than by run_module
+        os.environ.setdefault(key, value)
+    return run_job_file(argv, _run_job)
 
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            os.environ["MASTER_PORT"] = str(sock.getsockname()[1])
+
+def _run_job(job: dict[str, Any]) -> None:
+    from nemo_runspec import atomic
     from nemotron.train import distributed
 
+    distributed.initialize(1, int(job.get("seed", 1234)), cuda=False)
     try:
-        distributed.initialize(1, int(job.get("seed", 1234)), cuda=False)
-        try:
-            result = export(Path(job["checkpoint"]), job["architecture"], int(job["vocab_size"]), Path(job["out"]),
-                            job.get("token_ids") or {})
-        finally:
-            distributed.shutdown()
-    except Exception as err:  # one line; the parent reports the exit status
-        if job.get("debug"):
-            raise
-        return report_error(err)
-    Path(job["result"]).write_text(json.dumps(result, indent=1), encoding="utf-8")
-    return 0
+        result = export(Path(job["checkpoint"]), job["architecture"], int(job["vocab_size"]), Path(job["out"]),
+                        job.get("token_ids") or {})
+    finally:
+        distributed.shutdown()
+    atomic.write_json(Path(job["result"]), result)
 
 
 if __name__ == "__main__":

@@ -12,20 +12,23 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from nemotron.data.splits import SPLITS
+from nemotron.schemas.job import TrainingJob
+from nemotron.schemas.steps import PretrainInputs, SFTInputs
 
-def pretrain_batches(job: dict[str, Any], topo):
+
+def pretrain_batches(job: TrainingJob, topo):
     """The batch source of pretraining: GPTDatasets over the job's blend.json."""
+    from nemo_runspec.schema import validate
     from nemotron.train.pretrain_data import BlendTokenizer, batch, build_datasets
 
-    data, train = job["data"], job["train"]
-    steps, gbs = int(train["steps"]), int(train["global_batch_size"])
-    evals = steps // int(train.get("eval_interval") or steps) + 1
-    sizes = (steps * gbs, evals * int(train.get("eval_steps", 1)) * gbs, 0)
-    tokenizer = BlendTokenizer(vocab_size=int(data["vocab_size"]), eod=int(data["eod_id"]),
-                               pad=int(data["pad_id"] if data.get("pad_id") is not None else data["eod_id"]), name=str(data["tokenizer_sha256"]))
-    datasets = dict(zip(("train", "valid", "test"), build_datasets(
-        Path(data["blend_path"]), tokenizer, int(job["model"]["seq_length"]), int(train["seed"]), sizes,
-        Path(job["run_dir"]) / "dataset_cache")))
+    data, train = validate(PretrainInputs, job.data, "data"), job.train
+    evals = train.steps // (train.eval_interval or train.steps) + 1
+    sizes = (train.steps * train.global_batch_size, evals * train.eval_steps * train.global_batch_size, 0)
+    tokenizer = BlendTokenizer(vocab_size=data.vocab_size, eod=data.eod_id,
+                               pad=data.pad_id if data.pad_id is not None else data.eod_id, name=data.tokenizer_sha256)
+    datasets = dict(zip(SPLITS, build_datasets(
+        Path(data.blend_path), tokenizer, job.model.seq_length, train.seed, sizes, Path(job.run_dir) / "dataset_cache")))
 
     def batches(split: str, first: int, size: int, device):
         dataset = datasets.get(split)
@@ -34,16 +37,18 @@ def pretrain_batches(job: dict[str, Any], topo):
     return batches
 
 
-def sft_batches(job: dict[str, Any], topo):
+def sft_batches(job: TrainingJob, topo):
     """The batch source of SFT: packs of the job's packed Parquet, one pack per sample."""
     import importlib.util
 
+    from nemo_runspec.schema import validate
+    from nemotron.data.packed_parquet import shards
     from nemotron.train.sft_data import PackedSplit, pack_order, pack_sample, stack
 
-    data, seed = job["data"], int(job["train"]["seed"])
-    seq_length, pad = int(job["train"]["seq_length"]), int(data["pad_id"])
-    root = Path(data["path"])
-    splits = {name: PackedSplit(root / name) for name in ("train", "valid") if list((root / name).glob("*.parquet"))}
+    data, seed = validate(SFTInputs, job.data, "data"), job.train.seed
+    seq_length, pad = job.train.seq_length, data.pad_id
+    root = Path(data.path)
+    splits = {name: PackedSplit(root / name) for name in SPLITS[:2] if shards(root / name)}
     # TransformerEngine's attention takes packed sequences as boundaries (THD) on GPUs.
     thd = topo.device.type == "cuda" and importlib.util.find_spec("transformer_engine") is not None
 
@@ -72,9 +77,14 @@ def main(argv: list[str]) -> int:
     warnings.filterwarnings("ignore", category=UserWarning, module=r"megatron\.")
     warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"(megatron|torch)\.")
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"torch\.distributed\.")
+    from nemo_runspec.schema import validate
     from nemotron.train.loop import train
 
-    return run_job_file(argv, lambda job: train(job, BATCH_SOURCES[job["stage"]]))
+    def run(job: dict[str, Any]) -> dict[str, Any]:
+        typed = validate(TrainingJob, job, "job")
+        return train(typed, BATCH_SOURCES[typed.stage])
+
+    return run_job_file(argv, run)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """The training loop of one rank: build, resume, step, evaluate, checkpoint, report.
 
 Runs inside a process started by torchrun, srun or the stage step (see ``launch``). The
-optimizer is torch's AdamW on this rank's parameters; data-parallel gradients are averaged
+optimizer is torch's AdamW or Adam (``optimizer.name``) on this rank's parameters; data-parallel gradients are averaged
 by an all-reduce and the gradient norm for clipping counts tensor-parallel shards once, so
 tensor parallelism does not change the numbers. The learning rate is a function of the step,
 and batches are read by position, so a resumed run repeats an uninterrupted one bit for bit
@@ -20,9 +20,13 @@ from typing import Any
 
 import torch
 
+from nemo_runspec.schema import validate
+from nemotron.schemas.job import TrainingJob
+from nemotron.schemas.model import architecture_of
+from nemotron.schemas.optimizer import OPTIMIZERS, OptimizerConfig
 from nemotron.train import checkpoint as ckpt
 from nemotron.train import distributed
-from nemotron.train.gpt import architecture_of, build_model
+from nemotron.train.gpt import build_model
 from nemotron.train.metrics import MetricsLog, plot_loss
 
 RESULT_FILE = "result.json"
@@ -43,9 +47,11 @@ class Schedule:
         return self.global_batch_size // per_step
 
 
-def learning_rate(step: int, optimizer: Mapping[str, Any], steps: int) -> float:
+def learning_rate(step: int, optimizer: OptimizerConfig | Mapping[str, Any], steps: int) -> float:
     """Linear warmup to ``lr``, then cosine decay to ``min_lr`` at the last step."""
-    lr, min_lr, warmup = float(optimizer["lr"]), float(optimizer.get("min_lr", 0.0)), int(optimizer.get("warmup_steps", 0))
+    if not isinstance(optimizer, OptimizerConfig):
+        optimizer = validate(OptimizerConfig, optimizer, "optimizer")
+    lr, min_lr, warmup = optimizer.lr, optimizer.min_lr, optimizer.warmup_steps
     if step <= warmup:
         return lr * step / max(warmup, 1)
     progress = (step - warmup) / max(steps - warmup, 1)
@@ -56,31 +62,28 @@ def learning_rate(step: int, optimizer: Mapping[str, Any], steps: int) -> float:
 BatchFn = Callable[[str, int, int, torch.device], dict[str, torch.Tensor]]
 
 
-def train(job: Mapping[str, Any], batches_for: Callable[[Any, distributed.Topology], BatchFn]) -> dict[str, Any]:
+def train(job: TrainingJob, batches_for: Callable[[TrainingJob, distributed.Topology], BatchFn]) -> dict[str, Any]:
     """Train as ``job`` says; returns (and on rank 0 writes) the result record."""
-    model_cfg, train_cfg, opt_cfg = job["model"], job["train"], job["optimizer"]
-    run_dir = Path(job["run_dir"])
-    cuda = distributed.use_cuda(train_cfg.get("device", "auto"))
-    bf16 = train_cfg.get("precision", "fp32") == "bf16" and cuda
-    topo = distributed.initialize(int(train_cfg["tensor_parallel"]), int(train_cfg["seed"]), cuda)
-    schedule = Schedule(int(train_cfg["steps"]), int(train_cfg["micro_batch_size"]), int(train_cfg["global_batch_size"]),
-                        int(train_cfg.get("seq_length") or model_cfg["seq_length"]))
+    model_cfg, train_cfg, opt_cfg = job.model, job.train, job.optimizer
+    run_dir = Path(job.run_dir)
+    cuda = distributed.use_cuda(train_cfg.device)
+    bf16 = train_cfg.precision == "bf16" and cuda
+    topo = distributed.initialize(train_cfg.tensor_parallel, train_cfg.seed, cuda)
+    schedule = Schedule(train_cfg.steps, train_cfg.micro_batch_size, train_cfg.global_batch_size,
+                        train_cfg.seq_length or model_cfg.seq_length)
     accumulation = schedule.accumulation(topo.dp_size)
 
-    model = build_model(model_cfg, int(job["data"]["vocab_size"]), topo.tp_size, cuda, bf16)
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=float(opt_cfg["lr"]), weight_decay=float(opt_cfg.get("weight_decay", 0.0)),
-        betas=(float(opt_cfg.get("beta1", 0.9)), float(opt_cfg.get("beta2", 0.95))), eps=float(opt_cfg.get("eps", 1e-8)),
-    )
-    state = _resume_or_start(run_dir, model, optimizer, model_cfg, topo, job.get("init_checkpoint"))
+    model = build_model(model_cfg, int(job.data["vocab_size"]), topo.tp_size, cuda, bf16)
+    optimizer = make_optimizer(model, opt_cfg)
+    state = _resume_or_start(run_dir, model, optimizer, job, topo)
     batch_fn = batches_for(job, topo)
 
-    metrics = MetricsLog(run_dir, state.step, job) if topo.is_main else None
+    metrics = MetricsLog(run_dir, state.step, job.sections()) if topo.is_main else None
     from nemo_runspec.progress import RateProgress
 
     last_loss = val_loss = None
-    with RateProgress(job.get("stage", "train"), total=schedule.steps, counters=("tokens",),
-                      enabled=topo.is_main and job.get("show_progress", True)) as bar:
+    with RateProgress(job.stage, total=schedule.steps, counters=("tokens",),
+                      enabled=topo.is_main and job.show_progress) as bar:
         bar.unit_done(state.step)
         while state.step < schedule.steps:
             state.step += 1
@@ -88,22 +91,21 @@ def train(job: Mapping[str, Any], batches_for: Callable[[Any, distributed.Topolo
             lr = learning_rate(state.step, opt_cfg, schedule.steps)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            last_loss = _train_step(model, optimizer, batch_fn, schedule, accumulation, topo, state,
-                                    float(opt_cfg.get("clip_grad", 0.0)))
+            last_loss = _train_step(model, optimizer, batch_fn, schedule, accumulation, topo, state, opt_cfg.clip_grad)
             step_time = time.perf_counter() - started
             tokens = schedule.global_batch_size * schedule.seq_length
             state.tokens_seen += tokens
             record = {"step": state.step, "loss": last_loss, "lr": lr, "step_time_s": round(step_time, 5),
                       "tokens_per_s": round(tokens / step_time, 1), "tokens_seen": state.tokens_seen}
-            if _due(state.step, train_cfg.get("eval_interval"), schedule.steps):
-                val_loss = _evaluate(model, batch_fn, schedule, int(train_cfg.get("eval_steps", 1)), topo)
+            if _due(state.step, train_cfg.eval_interval, schedule.steps):
+                val_loss = _evaluate(model, batch_fn, schedule, train_cfg.eval_steps, topo)
                 if val_loss is not None:
                     record["val_loss"] = val_loss
             if metrics:
                 metrics.write(record)
             bar.add(tokens=tokens, note=f"loss {last_loss:.4f}  lr {lr:.2e}")
             bar.unit_done()
-            if _due(state.step, train_cfg.get("checkpoint_interval"), schedule.steps):
+            if _due(state.step, train_cfg.checkpoint_interval, schedule.steps):
                 ckpt.save(run_dir / "checkpoints", state, model, optimizer, distributed.rng_state(), topo.rank)
 
     final = ckpt.find_latest(run_dir / "checkpoints")
@@ -122,18 +124,24 @@ def train(job: Mapping[str, Any], batches_for: Callable[[Any, distributed.Topolo
     return result
 
 
-def _due(step: int, interval: Any, last: int) -> bool:
-    return step == last or (bool(interval) and step % int(interval) == 0)
+def make_optimizer(model, config: OptimizerConfig) -> torch.optim.Optimizer:
+    """``optimizer.name``'s torch optimizer over the model's parameters."""
+    cls = getattr(torch.optim, OPTIMIZERS[config.name])
+    return cls(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, betas=(config.beta1, config.beta2),
+               eps=config.eps)
 
 
-def _resume_or_start(run_dir: Path, model, optimizer, model_cfg, topo: distributed.Topology,
-                     init_checkpoint: str | None) -> ckpt.TrainerState:
+def _due(step: int, interval: int | None, last: int) -> bool:
+    return step == last or (bool(interval) and step % interval == 0)
+
+
+def _resume_or_start(run_dir: Path, model, optimizer, job: TrainingJob, topo: distributed.Topology) -> ckpt.TrainerState:
     latest = ckpt.find_latest(run_dir / "checkpoints")
     if latest is None:
-        if init_checkpoint:  # a parent model (SFT, RL): weights only, a fresh optimizer
-            ckpt.load_model(Path(init_checkpoint), model)
-        return ckpt.TrainerState(step=0, consumed_samples=0, tokens_seen=0, tp_size=topo.tp_size,
-                                 world_size=topo.world_size, architecture=architecture_of(model_cfg))
+        if job.init_checkpoint:  # a parent model (SFT, RL): weights only, a fresh optimizer
+            ckpt.load_model(Path(job.init_checkpoint), model)
+        return ckpt.TrainerState(step=0, consumed_samples=0, tokens_seen=0, tp_size=topo.tp_size, world_size=topo.world_size,
+                                 architecture=architecture_of(job.model.model_dump(exclude_unset=True)))
     state = ckpt.read_trainer_state(latest)
     if (state.tp_size, state.world_size) != (topo.tp_size, topo.world_size):
         raise RuntimeError(f"{latest} was written with tensor_parallel={state.tp_size} on {state.world_size} "

@@ -1,13 +1,16 @@
 """Training metrics: one JSON line per step in the run directory, and a loss-curve PNG.
 
 The same records also go to a metrics sink when the job's ``tracking`` section names one
-(``tracking=wandb``: a W&B run, see ``nemo_runspec.registry.wandb_backend``). Only rank 0
-keeps a ``MetricsLog``, so only rank 0 talks to the tracker.
+(``tracking=wandb``: a W&B run, :class:`WandbMetricsRun`; its settings, as for the artifact
+mirror, come from ``nemo_runspec.registry.wandb_settings``). Only rank 0 keeps a
+``MetricsLog``, so only rank 0 talks to the tracker.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
@@ -16,6 +19,8 @@ from nemo_runspec.errors import ConfigError
 
 METRICS_FILE = "metrics.jsonl"
 PLOT_FILE = "loss.png"
+WANDB_RUN_ID_FILE = "wandb-run-id"   # in a training run directory: the W&B run it resumes
+WANDB_CONFIG_KEYS = ("model", "train", "optimizer", "data")   # the job sections a W&B run records as its config
 
 
 class MetricsSink(Protocol):
@@ -33,11 +38,54 @@ def metrics_sink(run_dir: Path, job: Mapping[str, Any] | None) -> MetricsSink | 
     if backend == "none":
         return None
     if backend == "wandb":
-        from nemo_runspec.registry.wandb_backend import WandbMetricsRun  # imports wandb only now
-
         return WandbMetricsRun.start(run_dir, tracking, job)
     raise ConfigError(f"tracking.backend={backend!r} is not one of none, wandb",
                       hint="pick a tracker with tracking=none or tracking=wandb")
+
+
+class WandbMetricsRun:
+    """The W&B run of one training run directory: rank 0's metric records, step by step.
+
+    The run id is kept in the run directory, so a resumed training continues the same W&B run
+    (W&B ignores, with a warning, steps it already has from before the crash).
+    """
+
+    def __init__(self, run: Any):
+        self.run = run
+
+    @classmethod
+    def start(cls, run_dir: Path, tracking: Mapping[str, Any], job: Mapping[str, Any]) -> WandbMetricsRun | None:
+        from nemo_runspec.registry.wandb_settings import import_wandb, prepare_dirs, run_settings, wandb_settings
+
+        settings = wandb_settings(tracking, where="tracking")
+        if settings.mode == "disabled":
+            return None
+        wandb = import_wandb("tracking=wandb")
+        run_dir = Path(run_dir)
+        directory = prepare_dirs(settings.dir or Path(os.environ.get("WANDB_DIR") or run_dir))
+        id_file = run_dir / WANDB_RUN_ID_FILE
+        run_id = id_file.read_text().strip() if id_file.is_file() else uuid.uuid4().hex[:16]
+        id_file.write_text(run_id)
+        config = {k: job[k] for k in WANDB_CONFIG_KEYS if k in job}
+        run = wandb.init(
+            project=settings.project,
+            entity=settings.entity,
+            dir=str(directory),
+            mode=settings.mode,
+            id=run_id,
+            resume="allow",
+            name=run_dir.parent.name,
+            job_type=str(job.get("stage", "train")),
+            config={**config, "run_dir": str(run_dir)},
+            settings=run_settings(wandb),
+        )
+        return cls(run)
+
+    def log(self, record: Mapping[str, Any]) -> None:
+        self.run.log({k: v for k, v in record.items() if k != "step"}, step=int(record["step"]))
+
+    def close(self) -> None:
+        self.run.finish()
 
 
 class MetricsLog:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-SPLITS = ("train", "valid", "test")
+from nemotron.data.splits import SPLITS
 
 
 @dataclass(frozen=True)

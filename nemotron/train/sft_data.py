@@ -16,23 +16,21 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from nemotron.data.packed_parquet import COLUMNS, shards
+
 
 class PackedSplit:
     """The packs of one split, read from its Parquet shards (memory-mapped)."""
 
     def __init__(self, directory: Path):
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        shards = sorted(Path(directory).glob("*.parquet"))
-        if not shards:
+        files = shards(directory)
+        if not files:
             raise FileNotFoundError(f"{directory}: no Parquet shards")
-        tables = [pq.read_table(path, memory_map=True) for path in shards]
-        import pyarrow as pa
-
-        table = pa.concat_tables(tables)
-        self.input_ids = table.column("input_ids").combine_chunks()
-        self.loss_mask = table.column("loss_mask").combine_chunks()
-        self.starts = table.column("seq_start_id").combine_chunks()
+        table = pa.concat_tables([pq.read_table(path, columns=list(COLUMNS), memory_map=True) for path in files])
+        self.input_ids, self.loss_mask, self.starts = (table.column(c).combine_chunks() for c in COLUMNS)
 
     def __len__(self) -> int:
         return len(self.input_ids)

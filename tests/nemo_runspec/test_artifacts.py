@@ -229,3 +229,27 @@ def test_secondary_backends_receive_published_records_and_answer_unknown_names(t
     log_artifact(DerivedArtifact(path=tmp_path / "d", source="a:latest"), tracking, name="d")
     assert recorder.mirrored == [("a:v1", []), ("d:v1", ["a:v1"])]
     assert SamplesArtifact.from_uri("remote-only:v4").num_samples == 9
+
+
+def test_from_uri_reads_the_tracking_it_is_given_not_the_active_one(tmp_path):
+    from nemo_runspec.artifacts import current_tracking
+    from nemo_runspec.artifacts.tracking import tracking_from_config
+
+    elsewhere = tracking_from_config({"root": str(tmp_path / "elsewhere")})
+    active = setup_artifact_tracking({"root": str(tmp_path / "active")})
+    log_artifact(SamplesArtifact(path=tmp_path / "e", num_samples=5), elsewhere, name="s")
+    assert current_tracking() is active
+    assert SamplesArtifact.from_uri("art://s:latest", tracking=elsewhere).num_samples == 5
+    with pytest.raises(ArtifactNotFoundError):
+        SamplesArtifact.from_uri("art://s:latest")
+
+
+def test_without_setup_the_default_tracking_comes_from_the_environment(isolated, monkeypatch, tmp_path):
+    from nemo_runspec.artifacts import current_tracking, reset_artifact_tracking
+
+    first = current_tracking()
+    assert first.registry.root == isolated / "artifacts" and current_tracking() is first  # kept: one cache a run
+    monkeypatch.setenv("NEMOTRON_ARTIFACTS_ROOT", str(tmp_path / "from-env"))
+    assert current_tracking() is first
+    reset_artifact_tracking()
+    assert current_tracking().registry.root == tmp_path / "from-env"

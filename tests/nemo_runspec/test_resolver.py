@@ -85,9 +85,31 @@ def test_hydra_compose_resolves_with_command_line_overrides(packed, tmp_path):
     assert cfg.recipe.per_split_data_args_path == f"{tmp_path}/p128/blend.json"
 
 
-def test_resolver_registration_is_idempotent():
+def test_registering_again_keeps_resolving_logged_fields(packed):
     from nemo_runspec.resolver import register_art_resolver
 
     register_art_resolver()
     register_art_resolver()
-    assert OmegaConf.has_resolver("art")
+    cfg = OmegaConf.create({"run": {"data": "packed:v1"}, "seq": "${art:data,pack_size}"})
+    assert cfg.seq == 128
+
+
+def test_an_artifact_the_registry_lacks_is_a_one_line_error_naming_it(packed):
+    from nemo_runspec.errors import ArtifactNotFoundError, user_error
+
+    cfg = OmegaConf.create({"run": {"data": "unpacked:latest"}, "seq": "${art:data,pack_size}"})
+    with pytest.raises(InterpolationResolutionError) as err:
+        cfg.seq
+    cause = user_error(err.value)
+    assert isinstance(cause, ArtifactNotFoundError)
+    assert "'unpacked'" in str(cause) and "\n" not in str(cause)
+    assert "packed" in cause.hint  # the names the registry does hold
+
+
+def test_a_tracking_given_to_the_resolver_is_the_one_it_reads(packed, tmp_path):
+    from nemo_runspec.artifacts import setup_artifact_tracking
+    from nemo_runspec.resolver import resolve_art
+
+    cfg = OmegaConf.create({"run": {"data": "packed:v1"}})
+    setup_artifact_tracking({"root": str(tmp_path / "empty")})
+    assert resolve_art("data", "pack_size", _root_=cfg, tracking=packed) == 128

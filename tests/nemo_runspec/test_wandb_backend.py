@@ -229,7 +229,7 @@ def test_no_secret_in_any_file_written_and_nothing_in_home(offline):
 
 def test_a_logged_artifact_maps_back_to_the_manifest_record(offline):
     from nemo_runspec.registry.record import ArtifactRecord
-    from nemo_runspec.registry.wandb_backend import record_from_wandb
+    from nemo_runspec.registry.wandb_mapping import record_from_wandb
 
     for name, version in (("corpus", 2), ("tok", 1), ("model", 1)):
         logged = logged_artifacts(offline.work / "wandb")[name][version - 1]

@@ -63,10 +63,10 @@ def test_dry_run_prints_resolved_config_including_artifact_fields(isolated):
     runs_before = sorted((isolated / "runs").rglob("*"))
     done = run_cli("super3", "data", "prep", "pretrain", "--dry-run", "data_prep.workers=1",
                    "+run.data=super3-pretrain-data-tiny:v1", "+probe=${art:data,total_tokens}",
-                   "~tracking", cwd=isolated)
+                   "~launcher", cwd=isolated)
     assert done.returncode == 0, done.stderr
     assert "workers: 1" in done.stdout and "name: super3-pretrain-data-tiny" in done.stdout
-    assert "probe: " in done.stdout and "${" not in done.stdout and "tracking:" not in done.stdout
+    assert "probe: " in done.stdout and "${" not in done.stdout and "launcher:" not in done.stdout
     same = run_cli("super3", "data", "prep", "pretrain", "--cfg", "job", cwd=isolated)
     assert "path: " + str(SAMPLES / "python_docs.jsonl") in same.stdout
     assert sorted((isolated / "runs").rglob("*")) == runs_before  # nothing ran
@@ -88,7 +88,7 @@ def test_multirun_logs_one_version_per_job_with_its_own_config(isolated):
 @pytest.mark.parametrize("args,fragment", [
     (["model=nope"], "Could not override 'model'"),
     (["data_prep.shards_per_dataset=1,2"], "needs -m/--multirun"),
-    (["data_prep.on_error=maybe"], "data_prep.on_error must be 'fail' or 'skip'"),
+    (["data_prep.on_error=maybe"], "data_prep.on_error must be one of 'fail', 'skip', got 'maybe'"),
     (["data_prep.blend=[{name: d, path: /nope/*.jsonl}]"], "matches no readable files"),
     (["data_prep.blend=[{name: d, path: /x, weight: -1}]"], "data_prep.blend[0].weight"),
     (["data_prep.blend=[{name: d, path: /x, weight: 0}]"], "weights are all zero"),

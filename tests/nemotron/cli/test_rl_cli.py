@@ -53,7 +53,7 @@ print(model.generate(ids if not hasattr(ids, "input_ids") else ids.input_ids, ma
 
 @pytest.mark.parametrize("args,fragment", [
     (["rl.backend=nemo_rl"], "rl.backend=nemo_rl needs NeMo-RL"),
-    (["rl.backend=ppo"], "rl.backend='ppo'"),
+    (["rl.backend=ppo"], "rl.backend must be one of 'trl', 'nemo_rl', got 'ppo'"),
     (["run.data=nano3-sft-data-tiny:latest"], "is a SFTDataArtifact, RL needs a SplitJsonlDataArtifact"),
     (["run.model=nano3-rl-data-tiny:latest"], "is a SplitJsonlDataArtifact, RL needs a ModelArtifact"),
 ])

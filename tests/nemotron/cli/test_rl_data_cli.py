@@ -76,7 +76,7 @@ def test_counts_on_the_command_line_and_an_artifact_as_input(isolated):
     (["data_prep.splits={val: 300, test: 100}"], "asks for 300 val + 100 test prompts"),
     (["data_prep.splits={train: 1, val: 0.5}"], "with train given, every split must be a ratio"),
     (["data_prep.splits={val: 1.5}"], "data_prep.splits.val=1.5 is a fraction above 1"),
-    (["data_prep.on_error=ignore"], "on_error must be 'fail' or 'skip'"),
+    (["data_prep.on_error=ignore"], "data_prep.on_error must be one of 'fail', 'skip', got"),
     (["variant=full"], "data_prep.blend is missing"),
 ])
 def test_bad_settings_are_one_line_errors(isolated, args, fragment):

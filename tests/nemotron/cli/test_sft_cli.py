@@ -53,7 +53,9 @@ from nemotron.train.launch import sft_batches
 from nemotron.train.loop import _masked_loss
 job = json.load(open({str(run_dir / "job.json")!r}))
 topo = distributed.initialize(1, int(job["train"]["seed"]), cuda=False)
-batch = sft_batches(job, topo)("train", 0, int(job["train"]["micro_batch_size"]), torch.device("cpu"))
+from nemotron.schemas.job import TrainingJob
+batch = sft_batches(TrainingJob.model_validate(job), topo)("train", 0, int(job["train"]["micro_batch_size"]),
+                                                           torch.device("cpu"))
 model = build_model(job["model"], int(job["data"]["vocab_size"]), 1, cuda=False, bf16=False)
 with torch.no_grad():
     random_init = float(_masked_loss(model, batch))

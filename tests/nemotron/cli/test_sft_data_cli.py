@@ -35,11 +35,11 @@ def test_sft_prep_logs_a_typed_artifact_whose_pack_size_resolves(isolated):
 
 
 @pytest.mark.parametrize("args,fragment", [
-    (["data_prep.pack_size=1"], "pack_size must be at least 2"),
-    (["data_prep.packing=next_fit"], "data_prep.packing='next_fit'"),
+    (["data_prep.pack_size=1"], "data_prep.pack_size must be an integer >= 2, got 1"),
+    (["data_prep.packing=next_fit"], "data_prep.packing must be one of 'first_fit_decreasing', 'best_fit_decreasing', 'first_fit_shuffle', got 'next_fit'"),
     (["data_prep.chat_template=nope"], "chat template 'nope'"),
-    (["data_prep.workers=abc"], "data_prep.workers must be an integer, got 'abc'"),
-    (["data_prep.workers=-1"], "data_prep.workers must be 0 (this process) or more"),
+    (["data_prep.workers=abc"], "data_prep.workers must be an integer >= 0, got 'abc'"),
+    (["data_prep.workers=-1"], "data_prep.workers must be an integer >= 0, got -1"),
 ])
 def test_bad_settings_are_one_line_errors(isolated, args, fragment):
     done = run_cli("nano3", "data", "prep", "sft", *args, cwd=isolated)

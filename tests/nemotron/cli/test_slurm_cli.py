@@ -253,7 +253,13 @@ def test_pipe_batch_prints_the_job_ids_and_returns(cluster):
 
 
 def test_a_failed_pipe_step_cancels_the_steps_after_it(cluster):
+    # A value the schema refuses never queues; a step that fails at run time cancels the rest.
     done = run_cli("nano3", "pipe", "--run", "localhost", "--to", "pretrain", "data_prep_pretrain:data_prep.blend=[]",
+                   cwd=cluster, timeout=300)
+    assert done.returncode == 1 and "submitted job" not in done.stdout
+    assert done.stderr.startswith("error: data_prep.blend must hold at least 1 item(s), got []"), done.stderr
+    done = run_cli("nano3", "pipe", "--run", "localhost", "--to", "pretrain",
+                   "data_prep_pretrain:data_prep.blend=[{name: gone, path: /nonexistent/corpus.jsonl}]",
                    cwd=cluster, timeout=300)
     assert done.returncode == 1
     first, second = re.findall(r"submitted job (\d+)", done.stdout)

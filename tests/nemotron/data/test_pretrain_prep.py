@@ -26,9 +26,14 @@ def corpus(tmp_path, n=300):
     return path, texts
 
 
+# What conf/data_prep/pretrain/tiny.yaml sets (the schema validates it there).
+OPTIONS = {"on_error": "fail", "batch_docs": 256, "add_bos": False, "append_eod": True}
+
+
 def run(out, datasets, *, shards=3, workers=0, **kw):
     units, files = plan(datasets, shards)
-    settings = TokenizeSettings(output_dir=str(out), tokenizer_path=TOKENIZER, split_ratios=(0.8, 0.1, 0.1), **kw)
+    settings = TokenizeSettings(output_dir=str(out), tokenizer_path=TOKENIZER, split_ratios=(0.8, 0.1, 0.1),
+                                **{**OPTIONS, **kw})
     return prepare(units, files, settings, workers=workers, show_progress=False), units, files, settings
 
 
@@ -101,7 +106,8 @@ def test_slices_then_finalize_equal_a_single_run(tmp_path):
     datasets = [DatasetSpec(name="docs", path=str(path))]
     run(tmp_path / "whole", datasets)
     units, files = plan(datasets, 3)
-    settings = TokenizeSettings(output_dir=str(tmp_path / "sliced"), tokenizer_path=TOKENIZER, split_ratios=(0.8, 0.1, 0.1))
+    settings = TokenizeSettings(output_dir=str(tmp_path / "sliced"), tokenizer_path=TOKENIZER, split_ratios=(0.8, 0.1, 0.1),
+                                **OPTIONS)
     first = prepare(units, files, settings, workers=0, slice_count=2, slice_index=0, finalize=False, show_progress=False)
     assert first.blend_path is None and first.units_run == 2
     with pytest.raises(DataError, match="1 of 3 units are not prepared yet"):
@@ -194,6 +200,6 @@ def test_a_dataset_artifact_as_source_is_pinned_in_lineage(tracking, tmp_path):
     files = resolve_files(spec, tracking.resolve)
     assert [(f.path, f.input_uri) for f in files] == [(str(corpus_path), "art://raw-web:v1")]
     units, files = plan([spec], 1, tracking.resolve)
-    settings = TokenizeSettings(output_dir=str(tmp_path / "out"), tokenizer_path=TOKENIZER, split_ratios=(1, 0, 0))
+    settings = TokenizeSettings(output_dir=str(tmp_path / "out"), tokenizer_path=TOKENIZER, split_ratios=(1, 0, 0), **OPTIONS)
     outcome = prepare(units, files, settings, workers=0, show_progress=False)
     assert [s.uri for s in outcome.sources] == ["art://raw-web:v1"]

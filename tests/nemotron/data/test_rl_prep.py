@@ -345,8 +345,12 @@ def test_nothing_usable_is_a_data_error(tmp_path):
 def test_bad_settings_are_config_errors(tmp_path):
     path = write_jsonl(tmp_path / "in.jsonl", arithmetic_records(3))
     spec = DatasetSpec(name="d", path=str(path))
-    with pytest.raises(ConfigError, match="on_error must be 'fail' or 'skip'"):
-        run(tmp_path / "out", [spec], on_error="ignore")
+    from nemo_runspec.schema import validate
+    from nemotron.schemas.data_prep import RLPrepConfig
+
+    prep = {"blend": [{"name": "d", "path": str(path)}], "splits": {"val": 0.1}, "seed": 1, "output_root": "data"}
+    with pytest.raises(ConfigError, match="data_prep.on_error must be one of 'fail', 'skip', got 'ignore'"):
+        validate(RLPrepConfig, {**prep, "on_error": "ignore"}, "data_prep")
     with pytest.raises(ConfigError, match="two datasets with the same name"):
         run(tmp_path / "out", [spec, spec])
 

@@ -8,7 +8,7 @@ import pytest
 
 from nemo_runspec.errors import ConfigError, DataError
 from nemotron.data.chat import load_template, to_messages, tokenize_conversation
-from nemotron.data.pretrain_prep import split_ratios
+from nemotron.data.splits import split_ratios
 from nemotron.data.sft_prep import SFTSettings, prepare_sft
 from nemotron.data.text_sources import DatasetSpec, resolve_files
 from nemotron.data.tokenizer import load_tokenizer
@@ -20,7 +20,9 @@ SAMPLES = ASSETS_DIR / "samples" / "sft"
 
 def run(out, datasets, **overrides):
     files = [f for d in datasets for f in resolve_files(d)]
-    options = {"pack_size": 128, "split_ratios": split_ratios({"train": 0.8, "valid": 0.1, "test": 0.1}), **overrides}
+    options = {"pack_size": 128, "split_ratios": split_ratios({"train": 0.8, "valid": 0.1, "test": 0.1}),
+               "algorithm": "first_fit_shuffle", "seed": 1234, "on_error": "fail", "overlong": "truncate",
+               "packs_per_shard": 1000, "workers": 0, **overrides}
     settings = SFTSettings(output_dir=str(out), tokenizer_path=str(TOKENIZER_DIR),
                            template=load_template("chatml", TOKENIZER_DIR), **options)
     return prepare_sft(datasets, files, settings, show_progress=False)
@@ -180,7 +182,13 @@ def test_bad_conversations_fail_with_file_and_line_or_are_counted(tmp_path):
 
 
 def test_pack_size_below_two_is_refused(tmp_path):
-    with pytest.raises(ConfigError, match="pack_size must be at least 2"):
-        run(tmp_path / "x", sample_datasets(), pack_size=1)
-    with pytest.raises(ConfigError, match="data_prep.workers must be 0"):
-        run(tmp_path / "x", sample_datasets(), workers=-1)
+    # The schema of data_prep (nemotron.schemas.data_prep) is where these values are checked.
+    from nemo_runspec.schema import validate
+    from nemotron.schemas.data_prep import SFTPrepConfig
+
+    prep = {"blend": [{"name": "c", "path": "x"}], "splits": {"train": 1.0}, "chat_template": "chatml",
+            "pack_size": 128, "seed": 1, "output_root": "data"}
+    with pytest.raises(ConfigError, match="data_prep.pack_size must be an integer >= 2, got 1"):
+        validate(SFTPrepConfig, {**prep, "pack_size": 1}, "data_prep")
+    with pytest.raises(ConfigError, match="data_prep.workers must be an integer >= 0, got -1"):
+        validate(SFTPrepConfig, {**prep, "workers": -1}, "data_prep")

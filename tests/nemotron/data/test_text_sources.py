@@ -6,7 +6,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from nemo_runspec.errors import ConfigError, DataError
-from nemotron.data.text_sources import DatasetSpec, SkipCounter, iter_documents, plan_units, resolve_files
+from nemotron.data.bad_records import SkipCounter
+from nemotron.data.text_sources import DatasetSpec, iter_documents, plan_units, resolve_files
 
 
 def write_jsonl(path, texts):

@@ -33,8 +33,10 @@ REFERENCE = {
                "swanlab_enabled", "monitor_gpus", "wandb", "tensorboard", "mlflow", "gpu_monitoring"},
     "cluster": {"gpus_per_node", "num_nodes"},
 }
-RL = {"steps": 100, "prompts_per_step": 8, "num_generations": 4, "max_prompt_length": 256,
-      "max_completion_length": 512, "kl_coef": 0.04, "lr": 1e-6, "temperature": 1.0, "seed": 7}
+MATH = {"_target_": "nemotron.rl.rewards.MathVerifier", "weight": 1.0}
+RL = {"backend": "nemo_rl", "steps": 100, "prompts_per_step": 8, "num_generations": 4, "max_prompt_length": 256,
+      "max_completion_length": 512, "kl_coef": 0.04, "lr": 1e-6, "temperature": 1.0, "seed": 7, "precision": "bf16",
+      "output_root": "runs", "rewards": [MATH]}
 
 
 def test_every_written_key_is_one_nemo_rl_uses():
@@ -55,6 +57,46 @@ def test_values_come_from_our_config():
     assert config["loss_fn"]["reference_policy_kl_penalty"] == 0.04
     assert (config["data"]["input_key"], config["data"]["output_key"]) == ("problem", "expected_answer")
     assert config["grpo"]["max_num_steps"] == 100
+
+
+@pytest.mark.parametrize("precision, dtype", [("bf16", "bfloat16"), ("fp16", "float16"), ("fp32", "float32")])
+def test_policy_precision_is_rl_precision(precision, dtype):
+    config = grpo_config({**RL, "precision": precision}, "/models/policy", "/data/train.jsonl", None, "/runs/x")
+    assert config["policy"]["precision"] == dtype
+
+
+def test_math_verifier_runs_as_the_math_environment_reading_its_answer_field():
+    config = grpo_config({**RL, "verifier_workers": 3}, "/models/policy", "/data/train.jsonl", None, "/runs/x")
+    assert config["env"] == {"math": {"num_workers": 3, "math_verify_impl": "hf_math_verify"}}
+    assert config["data"]["output_key"] == "expected_answer"
+    other_column = {**RL, "rewards": [{**MATH, "answer_field": "solution"}]}
+    assert grpo_config(other_column, "/p", "/t.jsonl", None, "/r")["data"]["output_key"] == "solution"
+
+
+@pytest.mark.parametrize("rewards, message", [
+    ([{"_target_": "nemotron.rl.rewards.FormatReward"}],
+     r"rl.rewards\[0\]: nemotron.rl.rewards.FormatReward has no NeMo-RL environment"),
+    ([MATH, {"_target_": "nemotron.rl.rewards.FormatReward", "weight": 0.2}],
+     r"rl.rewards\[1\]: nemotron.rl.rewards.FormatReward has no NeMo-RL environment"),
+    ([MATH, MATH], "rl.rewards lists 2 rewards"),
+    ([{**MATH, "weight": 0.5}], r"rl.rewards\[0\].weight=0.5: NeMo-RL's math environment has no reward weight"),
+    ([{**MATH, "tolerance": 0.1}], r"rl.rewards\[0\].tolerance: NeMo-RL's math environment has no such setting"),
+])
+def test_a_reward_nemo_rl_cannot_compute_is_a_one_line_config_error(rewards, message):
+    from nemo_runspec.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message) as err:
+        grpo_config({**RL, "rewards": rewards}, "/models/policy", "/data/train.jsonl", None, "/runs/x")
+    assert "\n" not in str(err.value)
+
+
+def test_the_shipped_nemo_rl_config_is_one_nemo_rl_runs():
+    import yaml
+    from helpers import REPO
+
+    full = yaml.safe_load((REPO / "conf" / "rl" / "full.yaml").read_text())
+    config = grpo_config(full, "/models/policy", "/data/train.jsonl", "/data/val.jsonl", "/runs/x")
+    assert config["policy"]["precision"] == "bfloat16" and set(config["env"]) == {"math"}
 
 
 def test_launch_without_nemo_rl_says_what_to_install(tmp_path):

@@ -1,0 +1,112 @@
+"""One schema per step: the groups its recipe composes, and the rules across groups.
+
+A recipe's composed and resolved config is validated against its step's schema once, where
+the step receives it (:func:`nemotron.stages.step.receive`), before anything is written or a
+training process starts. ``data`` is what a recipe reads from its input artifacts through
+``${art:...}``.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+
+from nemo_runspec.groups import ArtifactsConfig, LauncherConfig, TrackingConfig
+from nemo_runspec.schema import GroupSchema
+from nemotron.schemas.data_prep import PretrainPrepConfig, RLPrepConfig, SFTPrepConfig
+from nemotron.schemas.model import ModelConfig
+from nemotron.schemas.optimizer import OptimizerConfig
+from nemotron.schemas.rl import RLConfig
+from nemotron.schemas.tokenizer import TokenizerConfig
+from nemotron.schemas.train import TrainConfig
+
+
+class RunConfig(GroupSchema):
+    name: str = Field(min_length=1)  # the artifact name the step logs under
+    data: str | None = None  # the input data artifact (name:version)
+    model: str | None = None  # the parent model artifact
+
+
+class StepConfig(GroupSchema):
+    family: str
+    stage: str
+    variant: str
+    run: RunConfig
+    artifacts: ArtifactsConfig = ArtifactsConfig()
+    launcher: LauncherConfig = LauncherConfig()
+
+
+class PretrainDataStep(StepConfig):
+    tokenizer: TokenizerConfig
+    data_prep: PretrainPrepConfig
+
+
+class SFTDataStep(StepConfig):
+    tokenizer: TokenizerConfig
+    data_prep: SFTPrepConfig
+
+
+class RLDataStep(StepConfig):
+    data_prep: RLPrepConfig
+
+
+class PretrainInputs(GroupSchema):
+    blend_path: str
+    vocab_size: int = Field(ge=1)
+    eod_id: int = Field(ge=0)
+    pad_id: int | None = Field(None, ge=0)
+    tokenizer_sha256: str
+
+
+class SFTInputs(GroupSchema):
+    path: str
+    vocab_size: int = Field(ge=1)
+    pad_id: int | None = Field(None, ge=0)
+    tokenizer_sha256: str
+
+
+class InitConfig(GroupSchema):
+    checkpoint: str | None = None  # the parent's checkpoint the run starts from
+
+
+class TrainingStep(StepConfig):
+    model: ModelConfig
+    train: TrainConfig
+    optimizer: OptimizerConfig
+    tracking: TrackingConfig = TrackingConfig()
+
+    @model_validator(mode="after")
+    def _tensor_parallel_fits(self):
+        tp, model = self.train.tensor_parallel, self.model
+        groups = model.num_query_groups or model.num_attention_heads
+        for key, value in (("num_attention_heads", model.num_attention_heads), ("num_query_groups", groups)):
+            if value % tp:
+                raise ValueError(f"train.tensor_parallel={tp} does not divide model.{key}={value}")
+        if self.train.nproc_per_node % tp:
+            raise ValueError(f"train.nproc_per_node={self.train.nproc_per_node} is not a multiple of "
+                             f"train.tensor_parallel={tp}")
+        return self
+
+
+class PretrainStep(TrainingStep):
+    data: PretrainInputs
+
+
+class SFTStep(TrainingStep):
+    data: SFTInputs
+    init: InitConfig = InitConfig()
+
+    @model_validator(mode="after")
+    def _packs_fit(self):
+        if self.train.seq_length is None:
+            raise ValueError("train.seq_length is missing (the packs' length: ${art:data,pack_size})")
+        return self
+
+
+class RLInputs(GroupSchema):
+    train_path: str
+    val_path: str | None = None
+
+
+class RLStep(StepConfig):
+    rl: RLConfig
+    data: RLInputs

@@ -1,0 +1,68 @@
+"""The registry of steps: each recipe's task, CLI words and config schema, in pipeline order.
+
+The pipe runs them in this order, SLURM jobs run the CLI words, and the CLI registers one
+command per step from here.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from nemo_runspec.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Step:
+    recipe: str
+    task: str  # module:function, called with the composed config
+    command: tuple[str, ...]  # the words after `nemotron <family>`
+    schema: str  # module:class of its config schema (nemotron.schemas.steps)
+    doc: str
+
+    def function(self) -> Callable[..., Any]:
+        module, name = self.task.split(":")
+        return getattr(importlib.import_module(module), name)
+
+    def schema_class(self) -> type:
+        module, name = self.schema.split(":")
+        return getattr(importlib.import_module(module), name)
+
+
+_SCHEMAS = "nemotron.schemas.steps"
+STEPS = (
+    Step("data_prep_pretrain", "nemotron.stages.pretrain_data:prep_pretrain", ("data", "prep", "pretrain"),
+         f"{_SCHEMAS}:PretrainDataStep", "Raw text -> Megatron bin/idx shards + blend.json (PretrainBlendsArtifact)."),
+    Step("pretrain", "nemotron.stages.pretrain:train_pretrain", ("pretrain",), f"{_SCHEMAS}:PretrainStep",
+         "Pretrain a GPT model on Megatron-Core from run.data (ModelArtifact, stage=pretrain)."),
+    Step("data_prep_sft", "nemotron.stages.sft_data:prep_sft", ("data", "prep", "sft"), f"{_SCHEMAS}:SFTDataStep",
+         "Chat data -> loss-masked, packed Parquet (SFTDataArtifact)."),
+    Step("sft", "nemotron.stages.sft:train_sft", ("sft",), f"{_SCHEMAS}:SFTStep",
+         "Fine-tune run.model on the packed conversations of run.data (ModelArtifact, stage=sft)."),
+    Step("data_prep_rl", "nemotron.stages.rl_data:prep_rl", ("data", "prep", "rl"), f"{_SCHEMAS}:RLDataStep",
+         "Prompts with verifiable answers -> train/val/test JSONL (SplitJsonlDataArtifact)."),
+    Step("rl", "nemotron.stages.rl:train_rl", ("rl",), f"{_SCHEMAS}:RLStep",
+         "GRPO of run.model on the prompts of run.data (ModelArtifact, stage=rl; TRL or NeMo-RL)."),
+)
+
+
+def step_named(recipe: str) -> Step:
+    for step in STEPS:
+        if step.recipe == recipe:
+            return step
+    raise ConfigError(f"no step {recipe!r}", hint=f"steps: {', '.join(s.recipe for s in STEPS)}")
+
+
+def command_of(recipe: str) -> tuple[str, ...]:
+    """The CLI words that run a step's recipe (``data prep pretrain``)."""
+    return step_named(recipe).command
+
+
+def check_groups(recipe: str, cfg: Any) -> None:
+    """Validate the groups of ``recipe``'s composed config that resolve before its job runs
+    (:func:`nemotron.stages.step.check_groups`): a bad value never queues."""
+    from nemotron.stages.step import check_groups as check
+
+    check(step_named(recipe).schema_class(), cfg)
