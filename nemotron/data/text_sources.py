@@ -12,6 +12,7 @@ from __future__ import annotations
 import glob
 import gzip
 import math
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +50,11 @@ class SourceFile:
     format: str
     size: int
     input_uri: str  # the file itself, or the pinned artifact it came from
+
+    def stamp(self) -> tuple[str, int, int]:
+        """Path, size and modification time: what a prep's output fingerprint takes of a source
+        (a changed file makes a new output; hashing every byte on each run would cost more)."""
+        return self.path, self.size, os.stat(self.path).st_mtime_ns
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,10 @@ class LoadedTokenizer:
     bos_id: int | None
     pad_id: int | None
 
+    def token_ids(self) -> dict[str, int | None]:
+        """The ids a trainer reads from a data artifact's metadata (``${art:data,eod_id}``)."""
+        return {"eod_id": self.eod_id, "pad_id": self.pad_id}
+
     @property
     def vocab_size(self) -> int:
         return self.info.vocab_size

@@ -8,7 +8,7 @@ from pydantic import Field, field_validator, model_validator
 
 from nemo_runspec.schema import GroupSchema
 from nemotron.data.packing import ALGORITHMS
-from nemotron.data.splits import split_ratios
+from nemotron.data.splits import split_ratios, split_spec
 from nemotron.data.text_sources import DatasetSpec
 
 OnError = Literal["fail", "skip"]
@@ -88,12 +88,8 @@ class RLPrepConfig(_Prep):
     @field_validator("splits")
     @classmethod
     def _spec(cls, value: dict[str, Any]) -> dict[str, Any]:
-        from nemotron.data.rl_prep import split_spec
-
         split_spec(value)
         return value
 
     def split_spec(self):
-        from nemotron.data.rl_prep import split_spec
-
         return split_spec(self.splits)

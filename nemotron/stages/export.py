@@ -26,7 +26,7 @@ from typing import Any
 
 from nemo_runspec.artifacts import current_tracking, log_artifact, setup_artifact_tracking
 from nemo_runspec.errors import ArtifactNotFoundError, ConfigError, NemotronError, TypeMismatchError
-from nemo_runspec.refs import validate_name
+from nemotron.stages.step import check_name_free
 from nemotron.train.child_process import run_module
 
 FORMATS = ("hf",)
@@ -50,10 +50,7 @@ def export_hf(source: str, out: str | os.PathLike[str], *, name: str | None = No
     _check_source(record)
     out = Path(out).expanduser().absolute()
     _check_out(out)
-    name = validate_name(name or f"{record.name}-hf")
-    bound = tracking.registry.bound_type(name)
-    if bound not in (None, "ModelArtifact"):
-        raise TypeMismatchError(f"artifact name {name!r} is bound to {bound}, not ModelArtifact", hint="choose another --name")
+    name = check_name_free(tracking, name or f"{record.name}-hf", "ModelArtifact")
     exported = export_to_directory(record, out, tokenizer=tokenizer, tracking=tracking)
     result, loaded, vocab_size = exported["result"], exported["tokenizer"], exported["vocab_size"]
     architecture, checkpoint, template_info = record.metadata["architecture"], Path(record.path), exported["chat_template"]

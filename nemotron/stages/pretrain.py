@@ -9,17 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 from nemotron.schemas.steps import PretrainStep
-from nemotron.stages.step import receive
-from nemotron.stages.training import train_and_log, typed_input
+from nemotron.stages.step import Input, receive
+from nemotron.stages.training import train_and_log
+
+INPUTS = (Input("data", "PretrainBlendsArtifact", "the output of `data prep pretrain`"),)
 
 
 def train_pretrain(cfg: Any, *, show_progress: bool = True):
-    inputs = []
-
-    def check_inputs(tracking) -> None:
-        # Before ${art:data,...} resolves against it, so the error names the real problem.
-        inputs.append(typed_input(tracking, "data", cfg.run.data, "PretrainBlendsArtifact", "pretraining",
-                                  "the output of `data prep pretrain`"))
-
-    step = receive(cfg, PretrainStep, check_inputs)
-    return train_and_log(step, "pretrain", inputs, show_progress)
+    step = receive(cfg, PretrainStep, "pretraining", INPUTS)
+    return train_and_log(step, "pretrain", show_progress)

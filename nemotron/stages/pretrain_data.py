@@ -8,7 +8,6 @@ interrupted run, and a version that already describes that output is returned, n
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from nemotron.data.pretrain_prep import PrepOutcome, TokenizeSettings, finalize_blend, plan, prepare
@@ -62,8 +61,7 @@ def prep_pretrain(cfg: Any, *, show_progress: bool = True) -> PretrainBlendsArti
                 "elapsed_s": round(outcome.elapsed_s, 3),
                 "docs_per_s": round(outcome.documents / max(outcome.elapsed_s, 1e-9), 1),
                 "tokens_per_s": round(outcome.tokens / max(outcome.elapsed_s, 1e-9), 1),
-                "eod_id": tokenizer.eod_id,
-                "pad_id": tokenizer.pad_id,
+                **tokenizer.token_ids(),
                 "config": step.plain,
             },
         )
@@ -73,6 +71,6 @@ def prep_pretrain(cfg: Any, *, show_progress: bool = True) -> PretrainBlendsArti
     return run_step(step.tracking, PretrainBlendsArtifact, config.run.name, root=prep.output_root, identity={
         "prep": {k: v for k, v in step.plain["data_prep"].items() if k not in _NOT_IN_FINGERPRINT},
         "tokenizer": tokenizer.info.sha256,
-        "sources": [(f.path, f.size, os.stat(f.path).st_mtime_ns) for f in files],
+        "sources": [f.stamp() for f in files],
     }, marker="blend.json", produce=produce)
 

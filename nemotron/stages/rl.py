@@ -20,20 +20,16 @@ from nemotron.kit.artifacts import ModelArtifact
 from nemotron.rl.trl_grpo import RESULT_FILE
 from nemotron.schemas.rl import EXECUTION_KEYS
 from nemotron.schemas.steps import RLStep
-from nemotron.stages.step import Output, Produced, receive, run_step
-from nemotron.stages.training import TrainingFailed, srun_command, typed_input
+from nemotron.stages.step import Input, Output, Produced, receive, run_step
+from nemotron.stages.training import TrainingFailed, srun_command
+
+INPUTS = (Input("model", "ModelArtifact", "the SFT model"),
+          Input("data", "SplitJsonlDataArtifact", "the output of `data prep rl`"))
 
 
 def train_rl(cfg: Any, *, show_progress: bool = True) -> ModelArtifact:
-    inputs = []
-
-    def check_inputs(tracking) -> None:
-        inputs.append(typed_input(tracking, "model", cfg.run.model, "ModelArtifact", "RL", "the SFT model"))
-        inputs.append(typed_input(tracking, "data", cfg.run.data, "SplitJsonlDataArtifact", "RL",
-                                  "the output of `data prep rl`"))
-
-    step = receive(cfg, RLStep, check_inputs)
-    parent, data = inputs
+    step = receive(cfg, RLStep, "RL", INPUTS)
+    parent, data = step.inputs
     rl, plain = step.typed.rl, step.plain
     if rl.backend == "nemo_rl":
         from nemotron.rl import nemo_rl

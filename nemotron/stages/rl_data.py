@@ -7,10 +7,10 @@ already describes that directory.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
-from nemotron.data.rl_prep import MANIFEST, SCHEMA, SCHEMA_VERSION, RLSettings, prepare_rl
+from nemotron.data.rl_prep import MANIFEST, RLSettings, prepare_rl
+from nemotron.data.rl_records import SCHEMA, SCHEMA_VERSION
 from nemotron.data.text_sources import resolve_files
 from nemotron.kit.artifacts import SourceInfo, SplitJsonlDataArtifact
 from nemotron.schemas.steps import RLDataStep
@@ -66,5 +66,5 @@ def prep_rl(cfg: Any, *, show_progress: bool = True) -> SplitJsonlDataArtifact:
     return run_step(step.tracking, SplitJsonlDataArtifact, config.run.name, root=prep.output_root, identity={
         "prep": {k: v for k, v in step.plain["data_prep"].items() if k not in _NOT_IN_FINGERPRINT},
         "schema": [SCHEMA, SCHEMA_VERSION],
-        "sources": [(f.path, f.size, os.stat(f.path).st_mtime_ns) for f in files],
+        "sources": [f.stamp() for f in files],
     }, marker=MANIFEST, produce=produce)

@@ -15,26 +15,22 @@ from nemo_runspec.errors import ConfigError
 from nemotron.kit.model_formats import missing_checkpoint_files
 from nemotron.schemas.model import architecture_of
 from nemotron.schemas.steps import SFTStep
-from nemotron.stages.step import Received, receive
-from nemotron.stages.training import train_and_log, typed_input
+from nemotron.stages.step import Input, Received, receive
+from nemotron.stages.training import train_and_log
+
+INPUTS = (Input("model", "ModelArtifact", "a pretrain (or sft) model"),
+          Input("data", "SFTDataArtifact", "the output of `data prep sft`"))
 
 
 def train_sft(cfg: Any, *, show_progress: bool = True):
-    inputs = []
-
-    def check_inputs(tracking) -> None:
-        inputs.append(typed_input(tracking, "model", cfg.run.model, "ModelArtifact", "SFT", "a pretrain (or sft) model"))
-        inputs.append(typed_input(tracking, "data", cfg.run.data, "SFTDataArtifact", "SFT",
-                                  "the output of `data prep sft`"))
-
-    step = receive(cfg, SFTStep, check_inputs)
-    parent, data = inputs
+    step = receive(cfg, SFTStep, "SFT", INPUTS)
+    parent, data = step.inputs
     _check_parent(parent, step)
     if data.fields["pack_size"] > step.typed.model.seq_length:
         raise ConfigError(f"{data.ref} packs {data.fields['pack_size']} tokens, more than the model's "
                           f"seq_length {step.typed.model.seq_length}",
                           hint="prepare the SFT data with a smaller data_prep.pack_size")
-    return train_and_log(step, "sft", inputs, show_progress, parent_model=parent.uri)
+    return train_and_log(step, "sft", show_progress, parent_model=parent.uri)
 
 
 def _check_parent(parent, step: Received[SFTStep]) -> None:

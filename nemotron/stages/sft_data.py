@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from nemotron.data.chat import load_template
@@ -56,8 +55,7 @@ def prep_sft(cfg: Any, *, show_progress: bool = True) -> SFTDataArtifact:
                 "skipped": outcome.skipped,
                 "conversations": outcome.conversations,
                 "loss_mask_alignment": LABEL_ALIGNMENT,
-                "eod_id": tokenizer.eod_id,
-                "pad_id": tokenizer.pad_id,
+                **tokenizer.token_ids(),
                 "elapsed_s": outcome.elapsed_s,
                 "config": step.plain,
             },
@@ -69,5 +67,5 @@ def prep_sft(cfg: Any, *, show_progress: bool = True) -> SFTDataArtifact:
         "prep": {k: v for k, v in step.plain["data_prep"].items() if k not in _NOT_IN_FINGERPRINT},
         "tokenizer": tokenizer.info.sha256,
         "template": template.sha256,
-        "sources": [(f.path, f.size, os.stat(f.path).st_mtime_ns) for f in files],
+        "sources": [f.stamp() for f in files],
     }, marker="spool/done.json", produce=produce)

@@ -47,13 +47,17 @@ def placement(run: str | None, batch: str | None, cfg=None) -> Placement | None:
 def _configured_launcher(cfg) -> tuple[str, bool] | None:
     from omegaconf import OmegaConf
 
-    launcher = OmegaConf.select(cfg, "launcher")
-    if launcher is None or launcher.get("executor") != "slurm":
+    from nemo_runspec.groups import LauncherConfig
+    from nemo_runspec.schema import validate
+
+    node = OmegaConf.select(cfg, "launcher")
+    if node is None:
         return None
-    if OmegaConf.is_missing(launcher, "profile"):
+    if node.get("executor") == "slurm" and OmegaConf.is_missing(node, "profile"):
         raise ConfigError("launcher=slurm needs launcher.profile=NAME (an env.toml profile)",
                           hint="or pass --run PROFILE / --batch PROFILE")
-    return str(launcher.profile), bool(launcher.get("wait", True))
+    launcher = validate(LauncherConfig, OmegaConf.to_container(node, resolve=True), "launcher")
+    return (launcher.profile, launcher.wait) if launcher.executor == "slurm" else None
 
 
 def job_argv(profile: Profile, family: str, command: tuple[str, ...], overrides: list[str], debug: bool) -> list[str]:

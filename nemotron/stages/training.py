@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from nemo_runspec.errors import ConfigError, NemotronError, TypeMismatchError
+from nemo_runspec.errors import ConfigError, NemotronError
 from nemo_runspec.slurm.rendezvous import allocation_tasks, first_node, free_port, single_process_env, srun_args
 from nemotron.kit.artifacts import ModelArtifact
 from nemotron.schemas.steps import TrainingStep
@@ -67,21 +67,11 @@ def srun_command(entry: list[str], env: dict[str, str]) -> list[str]:
     return ["srun", "--kill-on-bad-exit=1", *container, python, *entry]
 
 
-def typed_input(tracking, key: str, ref: str, type_name: str, step: str, what: str):
-    """The record ``run.<key>`` names, if it is a ``type_name``; a one-line error otherwise."""
-    record = tracking.resolve(ref)
-    if record.type != type_name:
-        raise TypeMismatchError(f"run.{key}={ref} is a {record.type}, {step} needs a {type_name}",
-                                hint=f"point run.{key} at {what}")
-    return record
-
-
-def train_and_log(step: Received[TrainingStep], stage: str, inputs: list, show_progress: bool,
-                  parent_model: str | None = None):
+def train_and_log(step: Received[TrainingStep], stage: str, show_progress: bool, parent_model: str | None = None):
     """The common end of the training steps: skip a finished run, else train and log the model.
 
-    ``inputs`` are the pinned records the run reads; the last one is its training data."""
-    config, plain = step.typed, step.plain
+    The step's inputs are the pinned records the run reads; the last one is its training data."""
+    config, plain, inputs = step.typed, step.plain, step.inputs
     check_model_fits(config)
 
     def produce(output: Output) -> Produced:

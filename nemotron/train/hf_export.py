@@ -31,7 +31,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -221,9 +220,9 @@ def main(argv: list[str]) -> int:
     from nemo_runspec.errors import run_job_file
     from nemo_runspec.slurm.rendezvous import single_process_env
 
-    warnings.filterwarnings("ignore", category=UserWarning, module=r"megatron\.")
-    warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"(megatron|torch)\.")
-    warnings.filterwarnings("ignore", category=FutureWarning, module=r"(megatron|torch)\.")
+    from nemotron.train.megatron_warnings import silence_megatron_warnings
+
+    silence_megatron_warnings()
     for key, value in single_process_env().items():  # started by hand rather than by run_module
         os.environ.setdefault(key, value)
     return run_job_file(argv, _run_job)

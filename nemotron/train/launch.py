@@ -8,7 +8,6 @@ result is written by rank 0 to ``<run_dir>/result.json``.
 from __future__ import annotations
 
 import sys
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -72,11 +71,9 @@ def main(argv: list[str]) -> int:
     from nemo_runspec.slurm.rendezvous import torch_env
 
     os.environ.update(torch_env())  # an srun task: its rank comes from SLURM's variables
-    # Megatron-Core warns at import about optional GPU libraries (Apex, TransformerEngine)
-    # and deprecated defaults it sets itself; none of it is actionable for a run.
-    warnings.filterwarnings("ignore", category=UserWarning, module=r"megatron\.")
-    warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"(megatron|torch)\.")
-    warnings.filterwarnings("ignore", category=FutureWarning, module=r"torch\.distributed\.")
+    from nemotron.train.megatron_warnings import silence_megatron_warnings
+
+    silence_megatron_warnings()
     from nemo_runspec.schema import validate
     from nemotron.train.loop import train
 

@@ -9,7 +9,6 @@ which our model configs share, so the architecture maps over nearly one to one.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,8 +31,9 @@ def read_common(file: Path) -> SavedState:
 
     import torch
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # megatron.core's import-time notes about TE and Apex
+    from nemotron.train.megatron_warnings import megatron_quietly
+
+    with megatron_quietly():
         from megatron.core.safe_globals import SAFE_GLOBALS
 
     try:

@@ -42,6 +42,9 @@ def test_hydras_launcher_takes_sweeps_it_can_run(monkeypatch, isolated, image, w
     monkeypatch.setattr("nemo_runspec.slurm.submit.check_accepted", lambda *a: None)
     monkeypatch.setattr(hydra_app, "run", lambda *a, **k: taken.append(("hydra", k["multirun"])))
     profile = Profile(name="p", executor="slurm", container_image=image)
-    slurm.submit_recipe(slurm.Placement(profile, wait), "nano3", "data_prep_rl", "json:dumps", ["data_prep.seed=1,2"],
-                        [None, None], True, False)
+    from nemotron.recipes import recipe
+
+    composed = hydra_app.compose_jobs(recipe("nano3", "data_prep_rl"), ["data_prep.seed=1,2"])
+    slurm.submit_recipe(slurm.Placement(profile, wait), "nano3", "data_prep_rl", ["data_prep.seed=1,2"], composed,
+                        True, False)
     assert taken == ([("ours", wait)] if ours else [("hydra", True)])

@@ -16,9 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from nemo_runspec.artifacts import ArtifactTracking, setup_artifact_tracking
-from nemo_runspec.errors import TypeMismatchError
-from nemo_runspec.refs import validate_name
 from nemotron.data.files import file_sha256
+from nemotron.stages.step import check_name_free
 
 # The registry writes it into the artifact's directory when it logs: its presence means logged.
 MARKER = "metadata.json"
@@ -36,9 +35,7 @@ def tracking_for(root: str | os.PathLike[str] | None, name: str, type_name: str)
     """The registry at ``root`` (default: the environment's), once ``name`` is known to be free
     for ``type_name``: checked before the input is, so a wrong --name fails at once."""
     tracking = setup_artifact_tracking({"root": str(root)} if root else None)
-    bound = tracking.registry.bound_type(validate_name(name))
-    if bound not in (None, type_name):
-        raise TypeMismatchError(f"artifact name {name!r} is bound to {bound}, not {type_name}", hint="choose another --name")
+    check_name_free(tracking, name, type_name)
     return tracking
 
 

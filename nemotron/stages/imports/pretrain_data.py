@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,8 +118,9 @@ def _prefixes(file: Path, split: str, entries: list) -> list[str]:
     """The shard prefixes of one blend list, read by Megatron-Core's own parser (what training
     reads), after the checks it leaves out: entries are strings or weights, weights are not
     negative, prefixes are absolute."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # megatron.core's import-time notes about TE and Apex
+    from nemotron.train.megatron_warnings import megatron_quietly
+
+    with megatron_quietly():
         from megatron.core.datasets.utils import get_blend_from_list
 
     shape = f"{file}: {split!r} must be [weight, prefix, ...] or [prefix, ...]"

@@ -2,7 +2,7 @@
 
 PATH holds ``train.jsonl`` (and optionally ``val.jsonl``, ``test.jsonl``), or a
 ``manifest.json`` naming them with their counts and sha256 (checked). Every line must be a
-JSON object holding a prompt as `data prep rl` reads one (:func:`nemotron.data.rl_prep.to_prompt`);
+JSON object holding a prompt as `data prep rl` reads one (:func:`nemotron.data.rl_records.to_prompt`);
 prompts without an answer are counted, since verifier rewards need one. The artifact's
 directory links the split files and the manifest.
 """
@@ -23,7 +23,8 @@ from nemotron.stages.step import Output, Produced, run_step
 
 
 def import_rl(path, name: str, tokenizer: str | None, root):
-    from nemotron.data.rl_prep import FIELDS, MANIFEST, SCHEMA, SCHEMA_VERSION
+    from nemotron.data.rl_prep import MANIFEST
+    from nemotron.data.rl_records import FIELDS, SCHEMA, SCHEMA_VERSION
     from nemotron.kit.artifacts import SplitJsonlDataArtifact
 
     tracking = tracking_for(root, name, "SplitJsonlDataArtifact")
@@ -111,10 +112,10 @@ def _rl_files(directory: Path, manifest: Any, expected: str) -> dict[str, Path]:
 
 def _read_prompts(file: Path, fields: tuple[str, ...]) -> tuple[int, bool, int]:
     """(line count, whether every line has exactly ``fields``, prompts without an answer);
-    every line must be a JSON object holding a prompt (``nemotron.data.rl_prep.to_prompt``)."""
+    every line must be a JSON object holding a prompt (``nemotron.data.rl_records.to_prompt``)."""
     import orjson
 
-    from nemotron.data.rl_prep import PromptError, to_prompt
+    from nemotron.data.rl_records import PromptError, to_prompt
 
     count, ours, without_answer = 0, True, 0
     with open(file, "rb") as f:

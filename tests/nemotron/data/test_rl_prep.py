@@ -9,10 +9,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from nemo_runspec.errors import ConfigError, DataError
-from nemotron.data.rl_prep import (
-    ANSWER_KEYS, FIELDS, MANIFEST, PROBLEM_KEYS, SCHEMA, SCHEMA_VERSION, RLSettings, prepare_rl, prompt_identity,
-    split_spec, to_prompt,
-)
+from nemotron.data.rl_prep import MANIFEST, RLSettings, prepare_rl
+from nemotron.data.rl_records import ANSWER_KEYS, FIELDS, PROBLEM_KEYS, SCHEMA, SCHEMA_VERSION, prompt_identity, to_prompt
+from nemotron.data.splits import split_spec
 from nemotron.data.text_sources import DatasetSpec, resolve_files
 from nemotron.recipes import ASSETS_DIR
 
@@ -120,7 +119,7 @@ def test_nemo_gym_shape_with_text_parts_and_a_string_input():
     ({"problem": "2+2?", "answer": "4", "id": {"n": 1}}, "bad_id", "'id' is a JSON object"),
 ])
 def test_bad_records_have_a_reason_and_a_message(record, reason, fragment):
-    from nemotron.data.rl_prep import PromptError
+    from nemotron.data.rl_records import PromptError
 
     with pytest.raises(PromptError) as err:
         to_prompt(record)
