@@ -18,6 +18,8 @@ LLAMA_COMPATIBLE = {
     "activation": "swiglu",
     "position_embedding_type": "rope",
     "add_bias_linear": False,
+    "add_qkv_bias": False,
+    "qk_layernorm": False,
 }
 
 

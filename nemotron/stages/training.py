@@ -18,6 +18,7 @@ from typing import Any
 from nemo_runspec.errors import ConfigError, NemotronError
 from nemo_runspec.slurm.rendezvous import allocation_tasks, first_node, free_port, single_process_env, srun_args
 from nemotron.kit.artifacts import ModelArtifact
+from nemotron.train.buildable import check_supported
 from nemotron.schemas.steps import TrainingStep
 from nemotron.schemas.train import EXECUTION_KEYS
 from nemotron.stages.step import Output, Produced, Received, run_step, write_resolved_config
@@ -107,6 +108,7 @@ def check_model_fits(config: TrainingStep) -> None:
         if train.device == "cpu" or not torch.cuda.is_available():
             raise ConfigError(f"model {model.name!r} runs on GPUs only: {model.gpu_only_reason or 'it needs CUDA'}",
                               hint="use model=tiny on this machine, or run on a GPU node (--run PROFILE)")
+    check_supported(model, cuda=True)  # the rest of what the builder refuses, before a process starts
     if world_size(config) % train.tensor_parallel:
         what = (f"the SLURM job's {allocation_tasks()} tasks" if allocation_tasks() > 1
                 else f"train.nproc_per_node={train.nproc_per_node}")

@@ -14,38 +14,24 @@ from typing import Any
 import torch
 
 from nemotron.schemas.model import ModelConfig, model_config
+from nemotron.train.buildable import UnsupportedModel, check_supported  # noqa: F401  (the builder's rules)
 from nemotron.train.param_count import padded_vocab_size
-
-
-class UnsupportedModel(ValueError):
-    pass
-
-
-def check_supported(model: ModelConfig | Mapping[str, Any], cuda: bool) -> None:
-    """Refuse configs this trainer cannot build, naming the reason."""
-    model = model_config(model)
-    if model.requires_gpu and not cuda:
-        reason = model.gpu_only_reason or "it needs CUDA kernels"
-        raise UnsupportedModel(f"model {model.name!r} runs on GPUs only: {reason}")
-    if model.architecture != "gpt":
-        raise UnsupportedModel(
-            f"model {model.name!r} is a {model.architecture} architecture; "
-            "this trainer builds dense GPT models (Megatron-Core GPTModel)"
-        )
 
 
 def transformer_config(model: ModelConfig, tp_size: int, bf16: bool):
     import torch.nn.functional as F
     from megatron.core.transformer.transformer_config import TransformerConfig
 
-    if model.activation not in ("swiglu", "gelu"):
-        raise UnsupportedModel(f"model.activation={model.activation!r} (supported: swiglu, gelu)")
     return TransformerConfig(
         num_layers=model.num_layers,
         hidden_size=model.hidden_size,
         ffn_hidden_size=model.ffn_hidden_size,
         num_attention_heads=model.num_attention_heads,
         num_query_groups=model.num_query_groups or model.num_attention_heads,
+        kv_channels=model.kv_channels,  # None: hidden_size / num_attention_heads
+        layernorm_epsilon=model.layernorm_epsilon,
+        qk_layernorm=model.qk_layernorm,
+        add_qkv_bias=model.add_qkv_bias,
         normalization=model.normalization,
         gated_linear_unit=model.activation == "swiglu",
         activation_func=F.silu if model.activation == "swiglu" else F.gelu,
@@ -76,8 +62,8 @@ def layer_spec(model: ModelConfig, cuda: bool):
         except ImportError:
             pass
         else:
-            return gpt_layer_specs.get_gpt_layer_with_transformer_engine_spec()
-    return gpt_layer_specs.get_gpt_layer_local_spec(normalization=model.normalization)
+            return gpt_layer_specs.get_gpt_layer_with_transformer_engine_spec(qk_layernorm=model.qk_layernorm)
+    return gpt_layer_specs.get_gpt_layer_local_spec(normalization=model.normalization, qk_layernorm=model.qk_layernorm)
 
 
 def build_model(model: ModelConfig | Mapping[str, Any], vocab_size: int, tp_size: int, cuda: bool, bf16: bool):

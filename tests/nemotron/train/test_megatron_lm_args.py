@@ -33,3 +33,23 @@ def test_hybrid_and_moe_models_are_refused_by_name():
 
 def test_arguments_without_the_sizes_give_no_architecture():
     assert architecture_from_args({k: v for k, v in DENSE.items() if k != "seq_length"}) is None
+
+
+def test_every_architecture_key_of_a_dense_model_reaches_megatron():
+    """A model key that is accepted must do something: each lands in Megatron-Core's config."""
+    from tests.helpers import run_python
+
+    done = run_python("""
+from nemotron.train.gpt import layer_spec, transformer_config
+from nemotron.schemas.model import model_config
+model = model_config(dict(name="t", num_layers=2, hidden_size=64, ffn_hidden_size=96, num_attention_heads=4,
+                          num_query_groups=2, kv_channels=8, seq_length=16, layernorm_epsilon=1e-6, qk_layernorm=True,
+                          add_qkv_bias=True, activation="gelu", hidden_dropout=0.1, attention_dropout=0.2,
+                          init_method_std=0.01))
+c = transformer_config(model, 1, bf16=False)
+spec = layer_spec(model, cuda=False)
+print(c.kv_channels, c.layernorm_epsilon, c.qk_layernorm, c.add_qkv_bias, c.gated_linear_unit, c.num_query_groups,
+      c.hidden_dropout, c.attention_dropout, c.init_method_std, spec.submodules.self_attention.submodules.q_layernorm.__name__)
+""", timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["8", "1e-06", "True", "True", "False", "2", "0.1", "0.2", "0.01", "WrappedTorchNorm"]
