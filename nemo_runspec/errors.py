@@ -44,6 +44,13 @@ class DataError(NemotronError):
     """Input data that cannot be used (malformed record, missing field, bad encoding)."""
 
 
+class Interrupted(NemotronError):
+    """Work stopped on request (a signal) after saving what it needs to resume; the exit
+    status says so (75, EX_TEMPFAIL), so a scheduler can tell it from a failure."""
+
+    exit_status = 75
+
+
 class ConfigError(NemotronError):
     """A configuration file or config value that cannot be used (env.toml, ${art:...})."""
 
@@ -75,7 +82,7 @@ def report_error(err: BaseException) -> int:
         message, hint = f"{type(err).__name__}: {err}", None
     print(f"error: {' '.join(message.split())}", file=sys.stderr)
     print(f"hint: {hint or 'run again with --debug for the traceback'}", file=sys.stderr)
-    return 1
+    return getattr(cause, "exit_status", 1)
 
 
 def run_job_file(argv: list[str], work) -> int:

@@ -23,6 +23,7 @@ class TrainingJob(GroupSchema):
     data: dict[str, Any]  # the stage's inputs (PretrainInputs / SFTInputs of nemotron.schemas.steps)
     tracking: TrackingConfig | None = None
     show_progress: bool = True
+    debug: bool = False  # a failure shows its traceback (nemo_runspec.errors.run_job_file)
 
     def sections(self) -> dict[str, Any]:
         """The job as given (no defaults filled in): what a metrics sink records as its config."""

@@ -75,15 +75,27 @@ class TrainingStep(StepConfig):
     tracking: TrackingConfig = TrackingConfig()
 
     @model_validator(mode="after")
-    def _tensor_parallel_fits(self):
-        tp, model = self.train.tensor_parallel, self.model
+    def _layout_fits_the_model(self):
+        train, model = self.train, self.model
+        tp, pp, chunks = train.tensor_parallel, train.pipeline_parallel, train.virtual_pipeline_parallel or 1
         groups = model.num_query_groups or model.num_attention_heads
         for key, value in (("num_attention_heads", model.num_attention_heads), ("num_query_groups", groups)):
             if value % tp:
                 raise ValueError(f"train.tensor_parallel={tp} does not divide model.{key}={value}")
-        if self.train.nproc_per_node % tp:
-            raise ValueError(f"train.nproc_per_node={self.train.nproc_per_node} is not a multiple of "
-                             f"train.tensor_parallel={tp}")
+        if model.num_layers % (pp * chunks):
+            raise ValueError(f"model.num_layers={model.num_layers} is not a multiple of train.pipeline_parallel={pp}"
+                             + (f" x train.virtual_pipeline_parallel={chunks}" if chunks > 1 else ""))
+        if train.nproc_per_node % train.model_parallel:
+            parts = (f"train.tensor_parallel={tp}" if train.model_parallel == tp else
+                     f"tensor x pipeline x context parallel = {tp} x {pp} x {train.context_parallel}")
+            raise ValueError(f"train.nproc_per_node={train.nproc_per_node} is not a multiple of {parts}")
+        if train.expert_parallel > 1:
+            if not model.num_moe_experts:
+                raise ValueError(f"train.expert_parallel={train.expert_parallel} needs a MoE model "
+                                 f"(model.num_moe_experts)")
+            if model.num_moe_experts % train.expert_parallel:
+                raise ValueError(f"train.expert_parallel={train.expert_parallel} does not divide "
+                                 f"model.num_moe_experts={model.num_moe_experts}")
         return self
 
 

@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-from nemo_runspec.errors import ConfigError, NemotronError
+from nemo_runspec.errors import ConfigError, Interrupted, NemotronError
 from nemo_runspec.slurm.rendezvous import allocation_tasks, first_node, free_port, single_process_env, srun_args
 from nemotron.kit.artifacts import ModelArtifact
-from nemotron.train.buildable import check_supported
+from nemotron.train import preemption
+from nemotron.train.buildable import check_layout, check_supported, needs_gpu_features
 from nemotron.schemas.steps import TrainingStep
 from nemotron.schemas.train import EXECUTION_KEYS
 from nemotron.stages.step import Output, Produced, Received, run_step, write_resolved_config
@@ -28,6 +30,10 @@ RESULT_FILE = "result.json"  # rank 0 writes it when a run ends (nemotron.train.
 
 class TrainingFailed(NemotronError):
     """A training process exited with an error."""
+
+
+class TrainingStopped(Interrupted):
+    """The training processes stopped on a signal after saving a checkpoint."""
 
 
 def run_training_job(job: dict[str, Any], run_dir: Path, nproc: int) -> dict[str, Any]:
@@ -47,12 +53,32 @@ def run_training_job(job: dict[str, Any], run_dir: Path, nproc: int) -> dict[str
     else:
         command = [sys.executable, *entry]
         env.update(single_process_env())
-    status = subprocess.run(command, env=env).returncode
+    status = run_forwarding_stops(command, env, torchrun=nproc > 1 and allocation_tasks() <= 1)
+    if (stopped := preemption.read(run_dir)) is not None:
+        raise TrainingStopped(f"training stopped at step {stopped['step']} on {stopped['signal']} and saved a "
+                              f"checkpoint (run directory {run_dir})", hint="run the same command to resume")
     if status != 0 or not result_file.is_file():
         raise TrainingFailed(f"training exited with status {status} (run directory {run_dir})",
                              hint="the lines above are the training processes' own errors; a rerun resumes "
                                   "from the last complete checkpoint")
     return json.loads(result_file.read_text())
+
+
+def run_forwarding_stops(command: list[str], env: dict[str, str], *, torchrun: bool) -> int:
+    """Run the training processes; a stop signal this process receives (SIGTERM, SLURM's
+    SIGUSR1) goes on to them, so they checkpoint and stop (torchrun passes SIGTERM on to its
+    workers, and dies of SIGUSR1, so it gets SIGTERM)."""
+    child = subprocess.Popen(command, env=env)
+
+    def forward(signum, frame) -> None:
+        child.send_signal(signal.SIGTERM if torchrun else signum)
+
+    previous = {signum: signal.signal(signum, forward) for signum in preemption.STOP_SIGNALS}
+    try:
+        return child.wait()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def srun_command(entry: list[str], env: dict[str, str]) -> list[str]:
@@ -109,10 +135,20 @@ def check_model_fits(config: TrainingStep) -> None:
             raise ConfigError(f"model {model.name!r} runs on GPUs only: {model.gpu_only_reason or 'it needs CUDA'}",
                               hint="use model=tiny on this machine, or run on a GPU node (--run PROFILE)")
     check_supported(model, cuda=True)  # the rest of what the builder refuses, before a process starts
-    if world_size(config) % train.tensor_parallel:
+    world = world_size(config)
+    if world % train.tensor_parallel:
         what = (f"the SLURM job's {allocation_tasks()} tasks" if allocation_tasks() > 1
                 else f"train.nproc_per_node={train.nproc_per_node}")
         raise ConfigError(f"{what} is not a multiple of train.tensor_parallel={train.tensor_parallel}")
+    cuda = has_te = False
+    if needs_gpu_features(train):  # only then is torch worth importing here
+        import importlib.util
+
+        import torch
+
+        cuda = train.device != "cpu" and torch.cuda.is_available()
+        has_te = importlib.util.find_spec("transformer_engine") is not None
+    check_layout(train, world, cuda, has_te)
 
 
 def world_size(config: TrainingStep) -> int:

@@ -1,11 +1,18 @@
-"""Checkpoints: Megatron-Core distributed checkpoints plus per-rank optimizer and RNG state.
+"""Checkpoints: Megatron-Core distributed checkpoints of the model and the optimizer, plus
+per-rank RNG state.
 
 Layout under ``<run_dir>/checkpoints``::
 
-    iter_0000020/model/          dist_checkpointing (torch_dist), any tensor-parallel layout
-    iter_0000020/ranks/N.pt      optimizer and RNG state of rank N (torch.save, tensors only)
+    iter_0000020/model/          dist_checkpointing (torch_dist) of the model's sharded state
+    iter_0000020/optimizer/      dist_checkpointing of the optimizer's sharded state
+    iter_0000020/ranks/N.pt      RNG state of rank N (torch.save, tensors only)
     iter_0000020/trainer.json    step, samples and tokens consumed, layout, model architecture
     latest                       the name of the newest complete checkpoint
+
+Both distributed checkpoints hold every tensor at its place in the whole model, so a run
+saved in one layout (tensor x pipeline x data parallel, interleaved or not) resumes in
+another: each rank loads its own shards (Megatron-Core reshards). The RNG states are the
+layout's own and are restored only in the same layout.
 
 Every rank writes into ``iter_N.tmp``; after a barrier rank 0 renames it to ``iter_N`` and
 then points ``latest`` at it, both by atomic rename. A checkpoint being written when the run
@@ -27,6 +34,17 @@ from nemo_runspec import atomic
 from nemotron.kit.model_formats import LATEST, TRAINER_FILE
 
 
+# The distributed optimizer's state in the whole model's terms (gathered on data-parallel rank
+# 0 when saved), so it reshards across tensor and pipeline parallel sizes too, not only data.
+_OPTIMIZER_FORMAT = {"distrib_optim_sharding_type": "fully_reshardable"}
+# On CPU the gather goes through the gloo group (the other path moves tensors to CUDA).
+_OPTIMIZER_FORMAT_CPU = {**_OPTIMIZER_FORMAT, "distrib_optim_fully_reshardable_mem_efficient": True}
+
+
+def _optimizer_format() -> dict[str, Any]:
+    return _OPTIMIZER_FORMAT if torch.cuda.is_available() and torch.cuda.is_initialized() else _OPTIMIZER_FORMAT_CPU
+
+
 @dataclass
 class TrainerState:
     step: int
@@ -35,26 +53,30 @@ class TrainerState:
     tp_size: int
     world_size: int
     architecture: dict[str, Any]
+    layout: dict[str, Any] | None = None  # tensor, pipeline, virtual pipeline and data parallel sizes
 
 
 def checkpoint_name(step: int) -> str:
     return f"iter_{step:07d}"
 
 
-def save(root: Path, step_state: TrainerState, model, optimizer, rng: dict[str, torch.Tensor], rank: int) -> Path:
+def save(root: Path, step_state: TrainerState, chunks: list, optimizer, rng: dict[str, torch.Tensor], rank: int) -> Path:
+    """Write this rank's model ``chunks`` and Megatron-Core ``optimizer`` (None: the model
+    only) at ``step_state``; every rank takes part."""
     from megatron.core import dist_checkpointing
-
-    from nemotron.train.gpt import unwrap
 
     final = root / checkpoint_name(step_state.step)
     tmp = final.with_name(final.name + ".tmp")
     if rank == 0:
         shutil.rmtree(tmp, ignore_errors=True)
-        (tmp / "model").mkdir(parents=True)
-        (tmp / "ranks").mkdir()
+        for part in ("model", "optimizer", "ranks"):
+            (tmp / part).mkdir(parents=True)
     torch.distributed.barrier()
-    dist_checkpointing.save(unwrap(model).sharded_state_dict(), str(tmp / "model"))
-    torch.save({"optimizer": optimizer.state_dict(), "rng": rng}, tmp / "ranks" / f"{rank}.pt")
+    dist_checkpointing.save(model_state(chunks), str(tmp / "model"))
+    if optimizer is not None:
+        dist_checkpointing.save(optimizer.sharded_state_dict(model_state(chunks), metadata=_optimizer_format()),
+                                str(tmp / "optimizer"))
+    torch.save({"rng": rng}, tmp / "ranks" / f"{rank}.pt")
     torch.distributed.barrier()
     if rank == 0:
         (tmp / TRAINER_FILE).write_text(json.dumps(asdict(step_state), indent=1))
@@ -63,6 +85,81 @@ def save(root: Path, step_state: TrainerState, model, optimizer, rng: dict[str, 
         atomic.write_text(root / LATEST, final.name)
     torch.distributed.barrier()
     return final
+
+
+def load(checkpoint: Path, run, layout: dict[str, Any], rank: int) -> bool:
+    """Load model, optimizer and (in the same ``layout``) RNG state of ``checkpoint`` into
+    ``run``; True when the checkpoint was written in another layout (resharded)."""
+    from megatron.core import dist_checkpointing
+
+    from nemotron.train import distributed
+
+    if not (checkpoint / "optimizer").is_dir():
+        raise RuntimeError(f"{checkpoint} holds no optimizer/ (written before training went through "
+                           f"Megatron-Core's optimizer); start the run in a new run directory")
+    recorded = read_trainer_state(checkpoint).layout or {}
+    if recorded.get("distributed_optimizer", False) != layout["distributed_optimizer"]:
+        # Megatron-Core's two optimizers keep their state in different forms (measured: a
+        # KeyError deep in the load), so the optimizer must be the kind that wrote it.
+        raise RuntimeError(f"{checkpoint} was written with train.use_distributed_optimizer="
+                           f"{recorded.get('distributed_optimizer', False)}; resume with the same setting")
+    load_model(checkpoint, run.chunks)
+    _give_state(run.optimizer)
+    wanted = run.optimizer.sharded_state_dict(model_state(run.chunks), is_loading=True, metadata=_optimizer_format())
+    run.optimizer.load_state_dict(dist_checkpointing.load(wanted, str(checkpoint / "optimizer")))
+    _own_steps(run.optimizer)
+    if recorded != layout:
+        return True
+    distributed.set_rng_state(torch.load(checkpoint / "ranks" / f"{rank}.pt", weights_only=True)["rng"])
+    return False
+
+
+def _give_state(optimizer) -> None:
+    """A distributed optimizer that has not stepped holds no state to load into: give it some,
+    by one step with zero gradients at rate and weight decay 0 (what Megatron-Core's own
+    loader does for its FSDP optimizer), so nothing moves before the checkpoint replaces it."""
+    from megatron.core.optimizer.distrib_optimizer import DistributedOptimizer
+
+    for sub in getattr(optimizer, "chained_optimizers", [optimizer]):
+        if not isinstance(sub, DistributedOptimizer) or sub.optimizer.state:
+            continue
+        groups = sub.optimizer.param_groups
+        kept = [(group["lr"], group["weight_decay"]) for group in groups]
+        for group in groups:
+            group["lr"] = group["weight_decay"] = 0.0
+        sub._init_optimizer_states_with_dummy_values()
+        for group, (lr, decay) in zip(groups, kept):
+            group["lr"], group["weight_decay"] = lr, decay
+
+
+def _own_steps(optimizer) -> None:
+    """Give every parameter its own Adam ``step`` tensor. Megatron-Core's distributed optimizer
+    loads one tensor into all of them (torch's Adam then adds 1 to it once per parameter per
+    step: the second step after a resume trained with wrong bias corrections, measured)."""
+    for sub in getattr(optimizer, "chained_optimizers", [optimizer]):
+        inner = getattr(sub, "optimizer", None)
+        for state in (inner.state.values() if inner is not None else ()):
+            if isinstance(state.get("step"), torch.Tensor):
+                state["step"] = state["step"].clone()
+
+
+def layout_words(layout: dict[str, Any] | None) -> str:
+    if not layout:
+        return "an unrecorded layout"
+    words = f"TP{layout['tensor_parallel']} x PP{layout['pipeline_parallel']}"
+    if layout.get("virtual_pipeline_parallel"):
+        words += f" (VPP{layout['virtual_pipeline_parallel']})"
+    return f"{words} x DP{layout['data_parallel']}"
+
+
+def model_state(chunks: list) -> dict[str, Any]:
+    """The sharded state of this rank's model chunks; with several (an interleaved pipeline)
+    one entry per chunk. Each tensor is named and placed by its place in the whole model, so
+    the same checkpoint loads into any layout."""
+    from nemotron.train.gpt import unwrap
+
+    states = [unwrap(chunk).sharded_state_dict() for chunk in chunks]
+    return states[0] if len(states) == 1 else {f"model{i}": state for i, state in enumerate(states)}
 
 
 def find_latest(root: Path) -> Path | None:
@@ -81,18 +178,16 @@ def read_trainer_state(checkpoint: Path) -> TrainerState:
 
 
 def load_model(checkpoint: Path, model) -> None:
+    """The weights of ``checkpoint`` into ``model``: one model or this rank's chunks, in any layout."""
     from megatron.core import dist_checkpointing
 
     from nemotron.train.gpt import unwrap
 
-    gpt = unwrap(model)
-    wanted = gpt.sharded_state_dict()
+    chunks = [unwrap(chunk) for chunk in (model if isinstance(model, list) else [model])]
+    wanted = model_state(chunks)
     state = dist_checkpointing.load(wanted, str(checkpoint / "model"))
     # The checkpoint's common.pt comes back beside the weights: Megatron-LM's holds its args,
     # iteration and optimizer settings, which are not the model's.
-    gpt.load_state_dict({key: value for key, value in state.items() if key in wanted})
-
-
-def load_rank_state(checkpoint: Path, rank: int) -> dict[str, Any]:
-    """Optimizer and RNG state of ``rank`` (tensors and plain containers only)."""
-    return torch.load(checkpoint / "ranks" / f"{rank}.pt", weights_only=True)
+    for i, chunk in enumerate(chunks):
+        chunk_wanted, chunk_state = (wanted, state) if len(chunks) == 1 else (wanted[f"model{i}"], state[f"model{i}"])
+        chunk.load_state_dict({key: value for key, value in chunk_state.items() if key in chunk_wanted})

@@ -13,11 +13,42 @@ What is patched and why (megatron-core 0.16):
 - The RNG tracker (``tensor_parallel.random``): ``CudaRNGStatesTracker`` stores and forks
   CUDA generator states; :class:`CpuRNGStatesTracker` does the same with the CPU generator,
   and :func:`manual_seed` replaces ``model_parallel_cuda_manual_seed``.
+- Activation recomputation (``tensor_parallel.random.CheckpointFunction``) saves and restores
+  the CUDA generator's state beside the CPU one (``_get_cuda_rng_state`` /
+  ``_set_cuda_rng_state``): on CPU those read and set the CPU generator (restoring it twice
+  to the same state is harmless).
+- ``device="cuda"`` literals in the engine: the optimizer's scale and overflow tensors, the
+  gradient-norm reduction (``optimizer.clip_grads``, ``utils.local_multi_tensor_l2_norm``),
+  the schedules' token counters and the gradient buffers' warm-up tensor. Those modules see
+  :class:`CpuTorch` as ``torch``: the same module, except that a tensor asked for on
+  ``"cuda"`` is made on the CPU and ``torch.autocast("cuda")`` is the CPU's autocast.
+- ``optimizer.clip_grads.clip_grad_by_total_norm_fp32`` asserts every gradient is a
+  ``torch.cuda.FloatTensor``: :func:`_clip_grads_by_total_norm` scales them the same way.
+- ``DistributedOptimizer._build_model_and_main_param_groups`` sorts parameters by their
+  ``type()`` name and accepts only ``torch.cuda.*Tensor``: :func:`_cuda_type_names` lets the
+  CPU parameters answer with the CUDA name of their dtype while it runs (nothing else).
+- Not CUDA but its absence: without Apex or TransformerEngine the distributed optimizer runs
+  torch's Adam, whose per-parameter state holds ``step``; loading a ``fully_reshardable``
+  checkpoint then copies every state key from the checkpoint's tensors, which carry no
+  ``step`` (it comes back through the param groups), and fails. :func:`_keep_other_states`
+  leaves the keys the checkpoint does not hold as they are. Applied by
+  :func:`apply_without_fused_adam` wherever those libraries are missing, GPU runs included.
+- gloo has no ``reduce_scatter_tensor`` / ``all_gather_into_tensor`` (what the distributed
+  optimizer's gradient and parameter buffers use): :func:`_reduce_scatter_tensor` and
+  :func:`_all_gather_into_tensor` do the same through ``all_reduce`` and ``all_gather``. The
+  buffers issue them inside ``torch.distributed._coalescing_manager``, which on gloo defers
+  the collectives to its exit, after those functions have already read the result; on CPU
+  the buffers' manager runs each collective at once (:func:`_one_at_a_time`), and the engine
+  modules' collectives asked for ``async_op`` complete before they return (an overlapped
+  gradient reduction would otherwise still be running when its handle, the manager's, says
+  done: measured as different losses with ``overlap_grad_reduce``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import types
 from collections.abc import Iterator
 
 import torch
@@ -67,6 +98,160 @@ class CpuRNGStatesTracker:
             torch.set_rng_state(original)
 
 
+_FACTORIES = ("tensor", "zeros", "ones", "empty", "full", "arange")
+# Engine modules whose ``torch`` allocates on "cuda" by name (see the module docstring).
+_CUDA_LITERAL_MODULES = (
+    "megatron.core.optimizer.optimizer",
+    "megatron.core.optimizer.clip_grads",
+    "megatron.core.pipeline_parallel.schedules",
+    "megatron.core.distributed.param_and_grad_buffer",
+    "megatron.core.utils",
+)
+
+
+class CpuTorch(types.ModuleType):
+    """``torch`` as the engine modules see it on CPU: "cuda" tensors are made on the CPU."""
+
+    def __init__(self) -> None:
+        super().__init__("torch")
+
+    def __getattr__(self, name: str):
+        value = getattr(torch, name)
+        if name in _FACTORIES:
+            return functools.partial(_on_cpu, value)
+        if name == "autocast":
+            return lambda device_type, *args, **kwargs: torch.autocast("cpu", *args, **kwargs)
+        if name == "distributed":
+            return _SYNC_DISTRIBUTED
+        return value
+
+
+class _SyncDistributed(types.ModuleType):
+    """``torch.distributed`` whose collectives finish before they return, ``async_op`` or not."""
+
+    _COLLECTIVES = ("all_reduce", "all_gather", "broadcast", "reduce_scatter_tensor", "all_gather_into_tensor")
+
+    def __init__(self) -> None:
+        super().__init__("torch.distributed")
+
+    def __getattr__(self, name: str):
+        value = getattr(torch.distributed, name)
+        if name not in self._COLLECTIVES:
+            return value
+
+        def synchronous(*args, async_op: bool = False, **kwargs):
+            work = value(*args, **kwargs)
+            return _Done() if async_op else work
+
+        return synchronous
+
+
+_SYNC_DISTRIBUTED = _SyncDistributed()
+
+
+def _on_cpu(factory, *args, **kwargs):
+    device = kwargs.get("device")
+    if device == "cuda" or (isinstance(device, torch.device) and device.type == "cuda"):
+        kwargs["device"] = "cpu"
+    return factory(*args, **kwargs)
+
+
+class _Done:
+    """What an ``async_op`` collective returns once it has already finished."""
+
+    def wait(self) -> bool:
+        return True
+
+    def is_completed(self) -> bool:
+        return True
+
+
+def _reduce_scatter_tensor(output, input, op=None, group=None, async_op=False):
+    """Each rank's equal share of the sum (the op) of every rank's ``input``."""
+    reduced = input.clone()
+    torch.distributed.all_reduce(reduced, op=op or torch.distributed.ReduceOp.SUM, group=group)
+    rank = torch.distributed.get_rank(group)
+    output.copy_(reduced.view(-1)[rank * output.numel():(rank + 1) * output.numel()].view_as(output))
+    return _Done() if async_op else None
+
+
+def _all_gather_into_tensor(output, input, group=None, async_op=False):
+    """Every rank's ``input`` side by side in ``output``."""
+    size = torch.distributed.get_world_size(group)
+    parts = list(output.view(-1).chunk(size))
+    gathered = [torch.empty_like(input.view(-1)) for _ in range(size)]
+    torch.distributed.all_gather(gathered, input.contiguous().view(-1), group=group)
+    for part, piece in zip(parts, gathered):
+        part.copy_(piece)
+    return _Done() if async_op else None
+
+
+@contextlib.contextmanager
+def _one_at_a_time(group=None, device=None, async_ops=False):
+    """``_coalescing_manager`` that lets every collective run as it is issued."""
+    yield _Done()
+
+
+def _clip_grads_by_total_norm(parameters, max_norm, total_norm, use_decoupled_grad=False):
+    """``clip_grad_by_total_norm_fp32`` without its CUDA type check: every gradient times
+    ``max_norm / (total_norm + 1e-6)`` when that is below 1 (the same arithmetic)."""
+    if isinstance(parameters, torch.Tensor):
+        parameters = [parameters]
+    attribute = "decoupled_grad" if use_decoupled_grad else "grad"
+    grads = [getattr(p, attribute).detach() for p in parameters if getattr(p, attribute, None) is not None]
+    coeff = max_norm / (total_norm + 1.0e-6)
+    if coeff < 1.0:
+        for grad in grads:
+            grad.mul_(coeff)
+
+
+_CUDA_TYPE_NAMES = {torch.float32: "torch.cuda.FloatTensor", torch.float16: "torch.cuda.HalfTensor",
+                    torch.bfloat16: "torch.cuda.BFloat16Tensor"}
+
+
+def _cuda_type_names(build):
+    """Run the distributed optimizer's ``build`` with each parameter's ``type()`` (no
+    arguments) answering the CUDA type name of its dtype; restored afterwards."""
+
+    @functools.wraps(build)
+    def wrapped(cls, gbuf_ranges, param_gbuf_map, opt_group_ranges, *args, **kwargs):
+        params = [p for group in opt_group_ranges for p in group["params"]]
+        for param in params:
+            real = param.type
+            param.type = lambda *a, _real=real, _p=param, **k: _CUDA_TYPE_NAMES[_p.dtype] if not a and not k else _real(*a, **k)
+        try:
+            return build(cls, gbuf_ranges, param_gbuf_map, opt_group_ranges, *args, **kwargs)
+        finally:
+            for param in params:
+                del param.type
+
+    return classmethod(wrapped)
+
+
+def _keep_other_states(set_states):
+    """``_set_main_param_and_optimizer_states`` for state keys the checkpoint holds only."""
+
+    @functools.wraps(set_states)
+    def wrapped(self, model_param, tensors):
+        group_index, group_order = self.model_param_group_index_map[model_param]
+        main_param = self.optimizer.param_groups[group_index]["params"][group_order]
+        present = self.optimizer.state.get(main_param, {})
+        return set_states(self, model_param, {**{k: v for k, v in present.items() if k not in tensors}, **tensors})
+
+    return wrapped
+
+
+def apply_without_fused_adam() -> None:
+    """The patch for runs without Apex or TransformerEngine (module docstring); idempotent."""
+    from megatron.core.optimizer import distrib_optimizer
+
+    cls = distrib_optimizer.DistributedOptimizer
+    if distrib_optimizer.HAVE_APEX_OR_TE or getattr(cls, "_nemotron_keeps_other_states", False):
+        return
+    cls._set_main_param_and_optimizer_states = _keep_other_states(cls._set_main_param_and_optimizer_states)
+    cls._nemotron_keeps_other_states = True
+
+
 def _cpu_causal_mask(sq: int) -> torch.Tensor:
     return torch.triu(torch.ones(sq, sq, dtype=torch.bool), diagonal=1)
 
@@ -76,6 +261,9 @@ def apply() -> None:
     global _applied
     if _applied:
         return
+    import importlib
+
+    import megatron.core.optimizer.optimizer as megatron_optimizer
     import megatron.core.transformer.utils as transformer_utils
     from megatron.core.tensor_parallel import random as tp_random
 
@@ -84,6 +272,20 @@ def apply() -> None:
     transformer_utils.get_default_causal_mask = _cpu_causal_mask
     tp_random._CUDA_RNG_STATE_TRACKER = CpuRNGStatesTracker()
     tp_random._CUDA_RNG_STATE_TRACKER_INITIALIZED = True
+    tp_random._get_cuda_rng_state = lambda *args, **kwargs: torch.get_rng_state()
+    tp_random._set_cuda_rng_state = lambda state, *args, **kwargs: torch.set_rng_state(state)
+    for module in _CUDA_LITERAL_MODULES:
+        importlib.import_module(module).torch = CpuTorch()
+    megatron_optimizer.clip_grad_by_total_norm_fp32 = _clip_grads_by_total_norm
+    from megatron.core.optimizer.distrib_optimizer import DistributedOptimizer
+
+    DistributedOptimizer._build_model_and_main_param_groups = _cuda_type_names(
+        DistributedOptimizer.__dict__["_build_model_and_main_param_groups"].__func__)
+    buffers = importlib.import_module("megatron.core.distributed.param_and_grad_buffer")
+    buffers.dist_reduce_scatter_func = _reduce_scatter_tensor
+    buffers.dist_all_gather_func = _all_gather_into_tensor
+    buffers._coalescing_manager = _one_at_a_time
+    apply_without_fused_adam()
     _applied = True
 
 
@@ -106,6 +308,19 @@ _UPSTREAM = {
     "megatron.core.tensor_parallel.random:CudaRNGStatesTracker.add": "torch.cuda",
     "megatron.core.models.common.embeddings.rotary_pos_embedding:RotaryEmbedding.get_emb": "torch.cuda.current_device()",
     "megatron.core.utils:GlobalMemoryBuffer.get_tensor": "torch.cuda.current_device()",
+    "megatron.core.tensor_parallel.random:_get_cuda_rng_state": "torch.cuda.random.get_rng_state",
+    "megatron.core.tensor_parallel.random:_set_cuda_rng_state": "torch.cuda",
+    "megatron.core.optimizer.optimizer:FP32Optimizer.__init__": "device='cuda'",
+    "megatron.core.optimizer.clip_grads:get_grad_norm_fp32": "device='cuda'",
+    "megatron.core.optimizer.clip_grads:clip_grad_by_total_norm_fp32": "torch.cuda.FloatTensor",
+    "megatron.core.utils:local_multi_tensor_l2_norm": 'device="cuda"',
+    "megatron.core.pipeline_parallel.schedules:forward_backward_no_pipelining": 'device="cuda"',
+    "megatron.core.optimizer.distrib_optimizer:DistributedOptimizer._set_main_param_and_optimizer_states":
+        "dst_tensors[key].copy_(tensors[key])",
+    "megatron.core.optimizer.distrib_optimizer:DistributedOptimizer._build_model_and_main_param_groups":
+        "torch.cuda.FloatTensor",
+    "megatron.core.distributed.param_and_grad_buffer:_ParamAndGradBucketGroup.start_grad_sync":
+        "_coalescing_manager",
 }
 
 

@@ -22,10 +22,19 @@ class Topology:
     dp_rank: int
     dp_size: int
     device: torch.device
+    pp_rank: int = 0
+    pp_size: int = 1
+    vpp_size: int | None = None  # model chunks per pipeline rank (interleaved schedule)
 
     @property
     def is_main(self) -> bool:
         return self.rank == 0
+
+    @property
+    def layout(self) -> dict[str, int | None]:
+        """What a checkpoint records of the layout it was written in."""
+        return {"tensor_parallel": self.tp_size, "pipeline_parallel": self.pp_size,
+                "virtual_pipeline_parallel": self.vpp_size, "data_parallel": self.dp_size}
 
 
 def use_cuda(requested: str) -> bool:
@@ -37,21 +46,29 @@ def use_cuda(requested: str) -> bool:
     return torch.cuda.is_available()
 
 
-def initialize(tensor_parallel: int, seed: int, cuda: bool) -> Topology:
+def initialize(tensor_parallel: int, seed: int, cuda: bool, pipeline_parallel: int = 1,
+               virtual_pipeline_parallel: int | None = None, context_parallel: int = 1,
+               expert_parallel: int = 1) -> Topology:
     from megatron.core import parallel_state
 
     from nemotron.train import cpu_compat
 
     if not cuda:
         cpu_compat.apply()
+    cpu_compat.apply_without_fused_adam()
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-    if world % tensor_parallel:
-        raise RuntimeError(f"world size {world} is not a multiple of tensor_parallel={tensor_parallel}")
+    model_parallel = tensor_parallel * pipeline_parallel * context_parallel
+    if world % model_parallel:
+        raise RuntimeError(f"world size {world} is not a multiple of tensor x pipeline x context parallel "
+                           f"= {model_parallel}")
     if cuda:
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
     if not torch.distributed.is_initialized():
         torch.distributed.init_process_group("nccl" if cuda else "gloo", rank=rank, world_size=world)
-    parallel_state.initialize_model_parallel(tensor_model_parallel_size=tensor_parallel)
+    parallel_state.initialize_model_parallel(
+        tensor_model_parallel_size=tensor_parallel, pipeline_model_parallel_size=pipeline_parallel,
+        virtual_pipeline_model_parallel_size=virtual_pipeline_parallel, context_parallel_size=context_parallel,
+        expert_model_parallel_size=expert_parallel)
     tp_rank = parallel_state.get_tensor_model_parallel_rank()
     if cuda:
         from megatron.core.tensor_parallel import model_parallel_cuda_manual_seed
@@ -64,6 +81,8 @@ def initialize(tensor_parallel: int, seed: int, cuda: bool) -> Topology:
         rank=rank, world_size=world, tp_rank=tp_rank, tp_size=tensor_parallel,
         dp_rank=parallel_state.get_data_parallel_rank(), dp_size=parallel_state.get_data_parallel_world_size(),
         device=torch.device("cuda", torch.cuda.current_device()) if cuda else torch.device("cpu"),
+        pp_rank=parallel_state.get_pipeline_model_parallel_rank(), pp_size=pipeline_parallel,
+        vpp_size=virtual_pipeline_parallel,
     )
 
 

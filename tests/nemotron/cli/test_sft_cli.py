@@ -50,7 +50,7 @@ os.environ.update(RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1", MASTER_PORT
 from nemotron.train import checkpoint, distributed
 from nemotron.train.gpt import build_model
 from nemotron.train.launch import sft_batches
-from nemotron.train.loop import _masked_loss
+from nemotron.train.engine import model_loss
 job = json.load(open({str(run_dir / "job.json")!r}))
 topo = distributed.initialize(1, int(job["train"]["seed"]), cuda=False)
 from nemotron.schemas.job import TrainingJob
@@ -58,10 +58,10 @@ batch = sft_batches(TrainingJob.model_validate(job), topo)("train", 0, int(job["
                                                            torch.device("cpu"))
 model = build_model(job["model"], int(job["data"]["vocab_size"]), 1, cuda=False, bf16=False)
 with torch.no_grad():
-    random_init = float(_masked_loss(model, batch))
+    random_init = float(model_loss(model, batch))
 checkpoint.load_model(checkpoint.Path(job["init_checkpoint"]), model)
 with torch.no_grad():
-    print(float(_masked_loss(model, batch)), random_init)
+    print(float(model_loss(model, batch)), random_init)
 """, timeout=240)
     assert probe.returncode == 0, probe.stderr[-3000:]
     parent_loss, random_loss = map(float, probe.stdout.split())

@@ -49,8 +49,7 @@ for name, (arch, vocab) in cases.items():
             else:
                 param.normal_(0.0, 0.15)
     state = checkpoint.TrainerState(step=3, consumed_samples=0, tokens_seen=0, tp_size=1, world_size=1, architecture=arch)
-    path = checkpoint.save(root / name, state, model, torch.optim.SGD(model.parameters(), lr=0.1),
-                           distributed.rng_state(), 0)
+    path = checkpoint.save(root / name, state, [model], None, distributed.rng_state(), 0)
     loaded = load_megatron(path, arch, vocab)
     tokens = torch.from_numpy(np.random.default_rng(7).integers(0, vocab, (2, 24)))
     positions = torch.arange(24).expand(2, 24)

@@ -9,7 +9,7 @@ os.environ.update(RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1", MASTER_PORT
 import numpy as np, torch
 from nemotron.train import distributed
 from nemotron.train.gpt import build_model
-from nemotron.train.loop import _masked_loss
+from nemotron.train.engine import model_loss
 from nemotron.train.sft_data import pack_sample, stack
 
 MODEL = dict(name="t", num_layers=2, hidden_size=64, ffn_hidden_size=176, num_attention_heads=4,
@@ -36,9 +36,9 @@ for start, seq, batch in zip(starts, seqs, alone):
 print("logits ok")
 
 with torch.no_grad():
-    pack_loss = _masked_loss(model, packed)
+    pack_loss = model_loss(model, packed)
     weights = [float(b["loss_mask"].sum()) for b in alone]
-    expected = sum(_masked_loss(model, b) * w for b, w in zip(alone, weights)) / sum(weights)
+    expected = sum(model_loss(model, b) * w for b, w in zip(alone, weights)) / sum(weights)
 assert sum(weights) == float(packed["loss_mask"].sum()) > 0
 assert torch.allclose(pack_loss, expected, atol=1e-6), (float(pack_loss), float(expected))
 print("loss ok")
@@ -46,10 +46,10 @@ print("loss ok")
 model.train()
 zero = dict(packed, loss_mask=torch.zeros_like(packed["loss_mask"]))
 model.zero_grad()
-_masked_loss(model, zero).backward()
+model_loss(model, zero).backward()
 assert all(p.grad is None or not p.grad.any() for p in model.parameters())
 model.zero_grad()
-_masked_loss(model, packed).backward()
+model_loss(model, packed).backward()
 assert any(p.grad is not None and p.grad.any() for p in model.parameters())
 print("gradient ok")
 """

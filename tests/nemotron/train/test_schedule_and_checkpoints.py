@@ -16,29 +16,6 @@ def test_learning_rate_warms_up_then_decays_to_min_lr():
     assert rates[-1] == pytest.approx(1e-4)
 
 
-@pytest.mark.parametrize(("name", "cls", "decay_in_grad"), [("adamw", "AdamW", False), ("adam", "Adam", True)])
-def test_optimizer_name_picks_the_optimizer_and_its_settings_reach_it(name, cls, decay_in_grad):
-    import torch
-
-    from nemo_runspec.schema import validate
-    from nemotron.schemas.optimizer import OptimizerConfig
-    from nemotron.train.loop import make_optimizer
-
-    config = validate(OptimizerConfig, {"name": name, "lr": 0.5, "weight_decay": 0.1, "beta1": 0.8, "beta2": 0.9,
-                                        "eps": 1e-6}, "optimizer")
-    layer = torch.nn.Linear(2, 1, bias=False)
-    optimizer = make_optimizer(layer, config)
-    assert type(optimizer).__name__ == cls
-    group = optimizer.param_groups[0]
-    assert (group["lr"], group["weight_decay"], group["betas"], group["eps"]) == (0.5, 0.1, (0.8, 0.9), 1e-6)
-    # The two differ in where weight decay goes: L2 in the gradient (Adam) or decoupled (AdamW).
-    layer.weight.data.fill_(1.0)
-    layer.weight.grad = torch.zeros_like(layer.weight)
-    optimizer.step()
-    decayed = 1.0 - 0.5 * 0.1  # AdamW: w -= lr * wd * w, and a zero gradient moves nothing else
-    assert (layer.weight.data[0, 0].item() != pytest.approx(decayed)) == decay_in_grad
-
-
 def test_global_batch_must_split_into_micro_batches():
     assert Schedule(10, 2, 8, 16).accumulation(dp_size=2) == 2
     with pytest.raises(ValueError, match="not a multiple"):
