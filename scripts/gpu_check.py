@@ -19,6 +19,9 @@ It prints one table (check, result, value), also written to ``--out``, and exits
 any failure. ``--cpu-smoke`` runs the same path on CPU with a tiny model (2 layers, hidden 64,
 3 steps, fp32) so the tests cover the logic. On the GPU machine it runs through
 ``scripts/gpu-check.sh`` (which installs the wheels of ``scripts/gpu-wheels.sh``).
+
+Over 400 lines on purpose: it is one self-contained program carried to a machine with no
+network and run once per lent GPU; splitting it would mean carrying and wiring several files.
 """
 
 from __future__ import annotations

@@ -22,11 +22,8 @@ RUN = ["nano3", "pretrain", "train.steps=12", "train.checkpoint_interval=10", "t
 
 
 @pytest.fixture(scope="module")
-def work(tmp_path_factory) -> Path:
-    work = tmp_path_factory.mktemp("preemption")
-    done = run_cli("nano3", "data", "prep", "pretrain", cwd=work)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return work
+def work(prepared) -> Path:
+    return prepared
 
 
 def losses(run_dir: Path) -> list[float]:
