@@ -67,7 +67,9 @@ def run_pipe(family: str, overrides: list[str], *, until: str | None = None, sho
             cfg = compose(recipe(family, step.recipe), routed[step.recipe])
             artifact = step.function()(cfg, show_progress=show_progress)
         except NemotronError as err:
-            raise PipeStepFailed(f"step {number}/{len(steps)} {step.recipe} failed: {err}", hint=err.hint) from err
+            failed = PipeStepFailed(f"step {number}/{len(steps)} {step.recipe} failed: {err}", hint=err.hint)
+            failed.exit_status = getattr(err, "exit_status", 1)  # a stopped step still exits 75
+            raise failed from err
     return artifact
 
 
