@@ -13,17 +13,18 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
 from nemo_runspec.errors import ConfigError, Interrupted, NemotronError
 from nemo_runspec.slurm.rendezvous import allocation_tasks, first_node, free_port, single_process_env, srun_args
 from nemotron.kit.artifacts import ModelArtifact
-from nemotron.train import preemption
-from nemotron.train.buildable import check_layout, check_supported, needs_gpu_features
 from nemotron.schemas.steps import TrainingStep
 from nemotron.schemas.train import EXECUTION_KEYS
 from nemotron.stages.step import Output, Produced, Received, run_step, write_resolved_config
+from nemotron.train import preemption
+from nemotron.train.buildable import check_layout, check_supported, needs_gpu_features
 
 RESULT_FILE = "result.json"  # rank 0 writes it when a run ends (nemotron.train.loop)
 
@@ -43,6 +44,7 @@ def run_training_job(job: dict[str, Any], run_dir: Path, nproc: int) -> dict[str
     job_file.write_text(json.dumps(job, indent=1), encoding="utf-8")
     result_file = run_dir / RESULT_FILE
     result_file.unlink(missing_ok=True)
+    (run_dir / preemption.PREEMPTED_FILE).unlink(missing_ok=True)  # only this run's stop counts
     entry = ["-m", "nemotron.train.launch", str(job_file)]
     env = dict(os.environ)
     if allocation_tasks() > 1:
@@ -73,7 +75,9 @@ def run_forwarding_stops(command: list[str], env: dict[str, str], *, torchrun: b
     def forward(signum, frame) -> None:
         child.send_signal(signal.SIGTERM if torchrun else signum)
 
-    previous = {signum: signal.signal(signum, forward) for signum in preemption.STOP_SIGNALS}
+    # Signal handlers belong to the main thread; a step run from another thread only waits.
+    on_main = threading.current_thread() is threading.main_thread()
+    previous = {signum: signal.signal(signum, forward) for signum in preemption.STOP_SIGNALS} if on_main else {}
     try:
         return child.wait()
     finally:
