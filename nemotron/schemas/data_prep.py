@@ -48,14 +48,10 @@ class PrepSlice(GroupSchema):
         return self
 
 
-class PretrainPrepConfig(_Prep):
+class _RatioSplits(_Prep):
+    """``splits``: weights of train, valid and test (pretraining and SFT)."""
+
     splits: dict[str, float]
-    shards_per_dataset: int = Field(ge=1)
-    workers: int = Field(0, ge=0)
-    batch_docs: int = Field(256, ge=1)
-    add_bos: bool = False
-    append_eod: bool = True
-    slice: PrepSlice = PrepSlice()
 
     @field_validator("splits")
     @classmethod
@@ -67,8 +63,16 @@ class PretrainPrepConfig(_Prep):
         return split_ratios(self.splits)
 
 
-class SFTPrepConfig(_Prep):
-    splits: dict[str, float]
+class PretrainPrepConfig(_RatioSplits):
+    shards_per_dataset: int = Field(ge=1)
+    workers: int = Field(0, ge=0)
+    batch_docs: int = Field(256, ge=1)
+    add_bos: bool = False
+    append_eod: bool = True
+    slice: PrepSlice = PrepSlice()
+
+
+class SFTPrepConfig(_RatioSplits):
     chat_template: str
     pack_size: int = Field(ge=2)
     packing: Literal[ALGORITHMS] = "first_fit_shuffle"  # type: ignore[valid-type]
@@ -76,9 +80,6 @@ class SFTPrepConfig(_Prep):
     overlong: Literal["truncate", "drop"] = "truncate"
     packs_per_shard: int = Field(1000, ge=1)
     workers: int = Field(0, ge=0)  # processes that render and tokenize; 0: this one
-
-    _ratios = PretrainPrepConfig._ratios
-    ratios = PretrainPrepConfig.ratios
 
 
 class RLPrepConfig(_Prep):

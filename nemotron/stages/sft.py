@@ -30,7 +30,8 @@ def train_sft(cfg: Any, *, show_progress: bool = True):
         raise ConfigError(f"{data.ref} packs {data.fields['pack_size']} tokens, more than the model's "
                           f"seq_length {step.typed.model.seq_length}",
                           hint="prepare the SFT data with a smaller data_prep.pack_size")
-    return train_and_log(step, "sft", show_progress, parent_model=parent.uri)
+    return train_and_log(step, "sft", show_progress, parent_model=parent.uri,
+                         init_checkpoint=step.typed.init.checkpoint)
 
 
 def _check_parent(parent, step: Received[SFTStep]) -> None:

@@ -98,7 +98,8 @@ def srun_command(entry: list[str], env: dict[str, str]) -> list[str]:
     return ["srun", "--kill-on-bad-exit=1", *container, python, *entry]
 
 
-def train_and_log(step: Received[TrainingStep], stage: str, show_progress: bool, parent_model: str | None = None):
+def train_and_log(step: Received[TrainingStep], stage: str, show_progress: bool, parent_model: str | None = None,
+                  init_checkpoint: str | None = None):
     """The common end of the training steps: skip a finished run, else train and log the model.
 
     The step's inputs are the pinned records the run reads; the last one is its training data."""
@@ -109,7 +110,7 @@ def train_and_log(step: Received[TrainingStep], stage: str, show_progress: bool,
         job = {
             "stage": stage,
             "run_dir": str(output.directory),
-            "init_checkpoint": getattr(getattr(config, "init", None), "checkpoint", None),
+            "init_checkpoint": init_checkpoint,
             "model": plain["model"],
             "train": plain["train"],
             "optimizer": plain["optimizer"],

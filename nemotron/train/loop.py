@@ -78,10 +78,7 @@ def train(job: TrainingJob, batches_for: Callable[[TrainingJob, distributed.Topo
     batch_fn = batches_for(job, topo)
 
     metrics = MetricsLog(run_dir, state.step, job.sections()) if topo.is_main else None
-    stop = preemption.StopRequest()
-    preemption_file = run_dir / preemption.PREEMPTED_FILE
-    if topo.is_main:
-        preemption_file.unlink(missing_ok=True)
+    stop = preemption.StopRequest()  # the stage step clears an earlier run's record before starting this one
     from nemo_runspec.progress import RateProgress
 
     last_loss = val_loss = None

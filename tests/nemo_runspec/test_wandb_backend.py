@@ -1,5 +1,8 @@
 """The W&B backend beside the manifest: artifacts, aliases, lineage, resolution and metrics.
 
+Over 400 lines on purpose: every test here reads back the same offline run files through one
+reader (``wandb_records``) and one offline fixture; split, they would share them across files.
+
 Offline (``WANDB_MODE=offline``) everything is real: artifacts and metrics are logged through
 our API into wandb's offline run files, which are then read back record by record. wandb 0.31
 no longer ships a Python reader for them (``wandb.sdk.internal.datastore`` is gone with the
