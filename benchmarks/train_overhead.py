@@ -9,7 +9,7 @@ seed, the same synthetic token batches and the same micro-batching, for the same
   bare  a loop written here (``run_bare``) that calls Megatron-Core directly: GPTModel with the
         local layer spec, DistributedDataParallel, get_megatron_optimizer,
         OptimizerParamScheduler, get_forward_backward_func, finalize_model_grads. It borrows
-        from nemotron only the TransformerConfig (nemotron.train.gpt.transformer_config) and
+        from nemotron only the TransformerConfig (nemotron.train.transformer_config) and
         the CPU patches and seeding any CPU run of Megatron-Core needs (nemotron.train.cpu_compat)
 
 Each side lives in its own child process (multiprocessing spawn), which imports once and
@@ -132,7 +132,7 @@ def run_bare(sections: dict, window: Window) -> float:
     from nemotron.schemas.model import ModelConfig
     from nemotron.schemas.train import TrainConfig
     from nemotron.train import cpu_compat
-    from nemotron.train.gpt import transformer_config
+    from nemotron.train.transformer_config import transformer_config
 
     model, train, opt = (ModelConfig.model_validate(sections["model"]),
                          TrainConfig.model_validate(sections["train"]), sections["optimizer"])

@@ -48,7 +48,7 @@ class Interrupted(NemotronError):
     """Work stopped on request (a signal) after saving what it needs to resume; the exit
     status says so (75, EX_TEMPFAIL), so a scheduler can tell it from a failure."""
 
-    exit_status = 75
+    exit_status = 75  # nemo_runspec.stop_signals.STOPPED_EXIT
 
 
 class ConfigError(NemotronError):

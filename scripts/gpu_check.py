@@ -4,7 +4,7 @@ What it runs, in order (every step through nemotron's code, nothing re-implement
 
 1. versions: torch, CUDA, NCCL, TransformerEngine ("absent" when not installed), megatron-core;
 2. a dense ~1.1B-parameter Llama-style GPT (16 layers, hidden 2048, GQA 16/8, SwiGLU 8192,
-   sequence 2048) in bf16, built by ``nemotron.train.gpt.build_chunks`` (TransformerEngine's
+   sequence 2048) in bf16, built by ``nemotron.train.models.build_chunks`` (TransformerEngine's
    layer spec when it is installed, Megatron-Core's local spec otherwise) and wrapped by
    ``nemotron.train.engine.build`` with the distributed optimizer on, after
    ``nemotron.train.distributed.initialize``;
@@ -203,7 +203,7 @@ def _micro_firsts(start: int, accumulation: int, micro_batch_size: int) -> list[
 
 
 def _weights(chunks: list, copy: bool = True) -> dict[str, Any]:
-    from nemotron.train.gpt import unwrap
+    from nemotron.train.models import unwrap
 
     return {f"{i}.{name}": _copied(p, copy) for i, chunk in enumerate(chunks)
             for name, p in unwrap(chunk).named_parameters()}
@@ -246,7 +246,7 @@ def run_checks(size: Size, cuda: bool, table: Table, workdir: Path) -> None:
     from nemotron.schemas.train import TrainConfig
     from nemotron.train import checkpoint as ckpt
     from nemotron.train import distributed, engine
-    from nemotron.train.gpt import build_chunks, unwrap
+    from nemotron.train.models import build_chunks, unwrap
     from nemotron.train.param_count import count_parameters
 
     versions(table, cuda)

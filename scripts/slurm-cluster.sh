@@ -179,6 +179,8 @@ SlurmdUser=root
 SlurmctldPort=6817
 SlurmdPort=6818
 AuthType=auth/munge
+# A requeued job may start again cred_expire + 1 s after its requeue (default 120).
+AuthInfo=cred_expire=20
 CredType=cred/munge
 StateSaveLocation=$STATE/ctld
 SlurmdSpoolDir=$STATE/spool

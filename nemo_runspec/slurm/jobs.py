@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from nemo_runspec.errors import NemotronError
+from nemo_runspec.errors import Interrupted, NemotronError
+from nemo_runspec.stop_signals import STOPPED_EXIT
 
 FINAL_STATES = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL",
                           "PREEMPTED", "BOOT_FAIL", "DEADLINE", "REVOKED"})
@@ -35,6 +36,10 @@ class JobFailed(NemotronError):
 
 class JobCancelled(JobFailed):
     """A job was cancelled (scancel, or an earlier job of a chain failed)."""
+
+
+class JobStopped(JobFailed, Interrupted):
+    """A job's command stopped on a signal after saving a checkpoint, and was not requeued."""
 
 
 @dataclass(frozen=True)
@@ -116,6 +121,10 @@ def raise_for_state(state: JobState, name: str, log: Path | None, tail_lines: in
     if state.state == "CANCELLED":
         why = f": {state.reason}" if state.reason else ""
         raise JobCancelled(f"job {state.job_id} ({name}) was cancelled{why}{where}")
+    if state.exit_code == STOPPED_EXIT:
+        raise JobStopped(f"job {state.job_id} ({name}) stopped on a signal after saving a checkpoint{where}",
+                         hint="submit the same command again to resume from it (a profile with requeue = true "
+                              "does that by itself)")
     if log is not None and log.is_file():
         print(f"--- last {tail_lines} lines of {log} ---", file=sys.stderr)
         print("".join(tail(log, tail_lines)), end="", file=sys.stderr)

@@ -80,7 +80,9 @@ def sweep_overrides(profile: Profile, name: str) -> list[str]:
 
     Each sweep job is one task that runs the whole stage; a stage that wants several training
     processes per node starts them with torchrun (``train.nproc_per_node``). The profile's
-    environment variables reach the jobs through sbatch's default ``--export=ALL``."""
+    environment variables reach the jobs through sbatch's default ``--export=ALL``. Sweep jobs
+    get the profile's stop signal (they save a checkpoint and stop) but do not requeue
+    themselves: Hydra's launcher runs the stage inside submitit's own job process."""
     os.environ.update(profile.env)
     os.environ[SRUN_ARGS_VAR] = "[]"
     values = {
@@ -106,6 +108,7 @@ def sweep_overrides(profile: Profile, name: str) -> list[str]:
     if profile.setup:
         overrides.append(f"hydra.launcher.setup=[{','.join(hydra_value(line) for line in profile.setup)}]")
     extra = dict(profile.sbatch, **({"mem": profile.mem} if profile.mem else {}))
+    extra.setdefault("signal", profile.signal)  # in place of submitit's USR2@90, which nothing catches
     overrides += [f"+hydra.launcher.additional_parameters.{key}={hydra_value(value)}" for key, value in extra.items()]
     return overrides
 

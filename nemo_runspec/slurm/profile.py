@@ -21,6 +21,7 @@ from nemo_runspec.errors import ConfigError
 
 _TIME = re.compile(r"^(\d+-)?\d+(:\d+){0,2}$")
 _MEM = re.compile(r"^\d+[KMGT]?$")
+_SIGNAL = re.compile(r"^(?:SIG)?(USR1|TERM)@(\d+)$")  # what training stops on (nemo_runspec.stop_signals)
 
 
 class Profile(BaseModel):
@@ -48,6 +49,9 @@ class Profile(BaseModel):
     python: str | None = None  # the interpreter on the cluster (default: the submitting one; the image's)
     job_dir: str | None = None  # submitit folders, logs, job records; must be on a shared file system
     sbatch: dict[str, str | int | bool] = {}  # any other sbatch option, e.g. {mail-type = "END"}
+    # SLURM's warning before the time limit: training saves a checkpoint and stops (exit 75).
+    signal: str = "USR1@120"
+    requeue: bool = False  # a job stopped that way goes back in the queue and resumes from its checkpoint
 
     @field_validator("time")
     @classmethod
@@ -55,6 +59,15 @@ class Profile(BaseModel):
         if not _TIME.match(value):
             raise ValueError(f"{value!r} is not a SLURM time (MM, MM:SS, HH:MM:SS, D-HH or D-HH:MM:SS)")
         return value
+
+    @field_validator("signal")
+    @classmethod
+    def _stop_signal(cls, value: str) -> str:
+        matched = _SIGNAL.match(value)
+        if not matched:
+            raise ValueError(f"{value!r} is not SIGNAL@SECONDS with a signal training stops on (USR1 or TERM), "
+                             f"e.g. USR1@120")
+        return f"{matched[1]}@{matched[2]}"
 
     @field_validator("mem")
     @classmethod

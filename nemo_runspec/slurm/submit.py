@@ -6,6 +6,12 @@ allocation (see :mod:`nemo_runspec.slurm.rendezvous`), so composing the config, 
 and logging the artifact happen once per job, not once per rank. With a container image, a
 one-task job runs its driver in the container; a multi-task job's driver runs on the node
 (the profile's ``setup`` activates nemotron there) and its training tasks in the container.
+
+Stopping: the profile's ``signal`` (default ``USR1@120``) is sbatch's ``--signal``, which SLURM
+sends to the job's steps (never to the batch shell, which would die of it). So a one-task job
+runs its driver as a step (``srun``), and a multi-task job's training tasks are a step of their
+own. Training saves a checkpoint and exits 75; with ``requeue = true`` the job then puts
+itself back in the queue (``scontrol requeue``), and its rerun, the same command, resumes.
 """
 
 from __future__ import annotations
@@ -25,25 +31,44 @@ from nemo_runspec.errors import NemotronError
 from nemo_runspec.slurm.jobs import no_client
 from nemo_runspec.slurm.profile import Profile
 from nemo_runspec.slurm.rendezvous import SRUN_ARGS_VAR
+from nemo_runspec.stop_signals import STOPPED_EXIT, run_passing_on_stops
 
 IN_JOB_VAR = "NEMOTRON_SUBMITTED"  # set in every submitted job: its command must run, not submit again
 
 
 @dataclass(frozen=True)
 class CommandJob:
-    """What the batch script runs: ``argv`` in ``cwd``; the job's exit code is the command's."""
+    """What the batch script runs: ``argv`` in ``cwd``; the job's exit code is the command's.
+    A command that stopped on a signal after saving (exit 75) requeues the job if ``requeue``."""
 
     argv: list[str]
     cwd: str
     env: dict[str, str]
+    requeue: bool = False
 
     def __call__(self) -> int:
         env = {**os.environ, **self.env}
         env.setdefault("PYTHONUNBUFFERED", "1")
-        status = subprocess.run(self.argv, cwd=self.cwd, env=env).returncode
+        # submitit's srun gives the step a pseudo-terminal (--unbuffered): no live redraws in the log.
+        env.setdefault("TTY_INTERACTIVE", "0")
+        status = run_passing_on_stops(self.argv, env=env, cwd=self.cwd)
+        if status == STOPPED_EXIT and self.requeue:
+            requeue_this_job()
         if status != 0:
             raise SystemExit(status)  # not an exception: SLURM records the command's own exit code
         return status
+
+
+def requeue_this_job() -> None:
+    """Put the running job back in the queue; SLURM ends this run of it (the rerun starts after
+    SLURM's requeue delay, about two minutes by default)."""
+    job_id = os.environ.get("SLURM_JOB_ID", "")
+    done = subprocess.run(["scontrol", "requeue", job_id], capture_output=True, text=True)
+    if done.returncode == 0:
+        print(f"job {job_id} stopped after saving a checkpoint: requeued, its rerun resumes from it", flush=True)
+    else:
+        print(f"warning: job {job_id} could not requeue itself: {done.stderr.strip() or done.returncode}; "
+              f"submit the same command again to resume", file=sys.stderr, flush=True)
 
 
 @dataclass(frozen=True)
@@ -79,7 +104,7 @@ def submit_array(profile: Profile, argvs: list[list[str]], name: str, *, after: 
     # export option (--export=NONE would drop it): then it rides in the pickled command.
     own_export = "export" in profile.sbatch
     env = {**(profile.env if own_export else {}), SRUN_ARGS_VAR: json.dumps(profile.srun_args()), IN_JOB_VAR: "1"}
-    commands = [CommandJob(list(argv), str(Path.cwd()), env) for argv in argvs]
+    commands = [CommandJob(list(argv), str(Path.cwd()), env, requeue=profile.requeue) for argv in argvs]
     check_accepted(profile, name, after)
     # submitit prints sbatch's stderr itself; check_accepted already said it in one line.
     with contextlib.redirect_stderr(io.StringIO()), exported({} if own_export else profile.env):
@@ -135,12 +160,16 @@ def check_accepted(profile: Profile, name: str, after: list[str] = ()) -> None:
 def sbatch_parameters(profile: Profile, name: str, after: list[str] = ()) -> dict:
     """The profile as submitit's SlurmExecutor parameters; ``after``: afterok dependencies."""
     extra: dict = dict(profile.sbatch)
-    in_container = profile.runs_in_container
     if after:
         extra["dependency"] = "afterok:" + ":".join(after)
         extra["kill-on-invalid-dep"] = "yes"
     if profile.exclusive:
         extra["exclusive"] = True
+    # In place of submitit's USR2@90, which nothing here would catch.
+    extra.setdefault("signal", profile.signal)
+    if profile.requeue:
+        extra["requeue"] = True
+    one_task = profile.tasks == 1
     optional = {"partition": profile.partition, "account": profile.account, "qos": profile.qos,
                 "constraint": profile.constraint, "gpus_per_node": profile.gpus_per_node,
                 "cpus_per_task": profile.cpus_per_task, "mem": profile.mem}
@@ -151,10 +180,11 @@ def sbatch_parameters(profile: Profile, name: str, after: list[str] = ()) -> dic
         "time": profile.time_minutes,
         "setup": list(profile.setup),
         "stderr_to_stdout": True,
-        # One task with a container: the whole command runs in it. Several tasks: the driver runs
-        # on the node and starts the training tasks in the container itself.
-        "use_srun": in_container,
-        "srun_args": profile.srun_args() if in_container else None,
+        # One task: the driver is a step (in the container, if any), so that the stop signal
+        # reaches it. Several tasks: the driver runs on the node and starts the training tasks
+        # (in the container) as a step itself.
+        "use_srun": one_task,
+        "srun_args": profile.srun_args() if one_task else None,
         "additional_parameters": extra,
         **{key: value for key, value in optional.items() if value is not None},
     }

@@ -89,14 +89,17 @@ class ModelConfig(GroupSchema):
 
 
 # The fields that must match between a checkpoint and the model that loads it.
-ARCHITECTURE_KEYS = ("num_layers", "hidden_size", "ffn_hidden_size", "num_attention_heads", "num_query_groups",
-                     "normalization", "activation", "add_bias_linear", "position_embedding_type",
-                     "untie_embeddings_and_output_weights")
+ARCHITECTURE_KEYS = ("architecture", "num_layers", "hidden_size", "ffn_hidden_size", "num_attention_heads",
+                     "num_query_groups", "normalization", "activation", "add_bias_linear", "position_embedding_type",
+                     "untie_embeddings_and_output_weights", "hybrid_override_pattern", "mamba_state_dim",
+                     "mamba_head_dim", "mamba_num_heads", "mamba_num_groups", "num_moe_experts", "moe_ffn_hidden_size",
+                     "moe_shared_expert_intermediate_size")
+_RECORDED_BEFORE = {"architecture": "gpt"}  # what records written before a key existed meant
 
 
 def architecture_of(model: Mapping[str, Any]) -> dict[str, Any]:
     """``ARCHITECTURE_KEYS`` of a model config as given (recorded in checkpoints and metadata)."""
-    return {key: model.get(key) for key in ARCHITECTURE_KEYS}
+    return {key: model.get(key, _RECORDED_BEFORE.get(key)) for key in ARCHITECTURE_KEYS}
 
 
 def model_config(model: ModelConfig | Mapping[str, Any]) -> ModelConfig:

@@ -69,6 +69,7 @@ class InitConfig(GroupSchema):
 
 
 class TrainingStep(StepConfig):
+    data_variant: str  # the variant of the data artifacts it trains on (run.data)
     model: ModelConfig
     train: TrainConfig
     optimizer: OptimizerConfig
@@ -82,6 +83,14 @@ class TrainingStep(StepConfig):
         for key, value in (("num_attention_heads", model.num_attention_heads), ("num_query_groups", groups)):
             if value % tp:
                 raise ValueError(f"train.tensor_parallel={tp} does not divide model.{key}={value}")
+        if model.architecture == "hybrid":
+            heads = model.mamba_num_heads or model.hidden_size * (model.mamba_expand or 2) // (model.mamba_head_dim or 64)
+            for key, value in (("mamba_num_heads", heads), ("mamba_num_groups", model.mamba_num_groups or 1)):
+                if value % tp:
+                    raise ValueError(f"train.tensor_parallel={tp} does not divide model.{key}={value}")
+            if train.virtual_pipeline_parallel:
+                raise ValueError("train.virtual_pipeline_parallel: megatron-core 0.16's hybrid model has no "
+                                 "interleaved pipeline stages (use train.pipeline_parallel alone)")
         if model.num_layers % (pp * chunks):
             raise ValueError(f"model.num_layers={model.num_layers} is not a multiple of train.pipeline_parallel={pp}"
                              + (f" x train.virtual_pipeline_parallel={chunks}" if chunks > 1 else ""))
@@ -111,6 +120,10 @@ class SFTStep(TrainingStep):
     def _packs_fit(self):
         if self.train.seq_length is None:
             raise ValueError("train.seq_length is missing (the packs' length: ${art:data,pack_size})")
+        if self.model.architecture == "hybrid" and self.train.micro_batch_size != 1:
+            # Megatron-Core's Mamba mixer takes the boundaries of one pack (seq_idx of batch 1).
+            raise ValueError(f"train.micro_batch_size must be 1 for SFT of a hybrid model (one pack per "
+                             f"micro-batch keeps its Mamba layers apart), got {self.train.micro_batch_size}")
         return self
 
 
@@ -120,5 +133,6 @@ class RLInputs(GroupSchema):
 
 
 class RLStep(StepConfig):
+    data_variant: str  # the variant of the data artifacts it trains on (run.data)
     rl: RLConfig
     data: RLInputs

@@ -11,14 +11,13 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 
 from nemo_runspec.errors import ConfigError, Interrupted, NemotronError
 from nemo_runspec.slurm.rendezvous import allocation_tasks, first_node, free_port, single_process_env, srun_args
+from nemo_runspec.stop_signals import run_passing_on_stops
 from nemotron.kit.artifacts import ModelArtifact
 from nemotron.schemas.steps import TrainingStep
 from nemotron.schemas.train import EXECUTION_KEYS
@@ -55,7 +54,11 @@ def run_training_job(job: dict[str, Any], run_dir: Path, nproc: int) -> dict[str
     else:
         command = [sys.executable, *entry]
         env.update(single_process_env())
-    status = run_forwarding_stops(command, env, torchrun=nproc > 1 and allocation_tasks() <= 1)
+    # A stop signal goes on to the training processes, which checkpoint and stop (see
+    # nemo_runspec.stop_signals for torchrun's part).
+    torchrun = nproc > 1 and allocation_tasks() <= 1
+    status = run_passing_on_stops(command, env=env, as_signal=signal.SIGTERM if torchrun else None,
+                                  ignore_usr1=torchrun)
     if (stopped := preemption.read(run_dir)) is not None:
         raise TrainingStopped(f"training stopped at step {stopped['step']} on {stopped['signal']} and saved a "
                               f"checkpoint (run directory {run_dir})", hint="run the same command to resume")
@@ -64,25 +67,6 @@ def run_training_job(job: dict[str, Any], run_dir: Path, nproc: int) -> dict[str
                              hint="the lines above are the training processes' own errors; a rerun resumes "
                                   "from the last complete checkpoint")
     return json.loads(result_file.read_text())
-
-
-def run_forwarding_stops(command: list[str], env: dict[str, str], *, torchrun: bool) -> int:
-    """Run the training processes; a stop signal this process receives (SIGTERM, SLURM's
-    SIGUSR1) goes on to them, so they checkpoint and stop (torchrun passes SIGTERM on to its
-    workers, and dies of SIGUSR1, so it gets SIGTERM)."""
-    child = subprocess.Popen(command, env=env)
-
-    def forward(signum, frame) -> None:
-        child.send_signal(signal.SIGTERM if torchrun else signum)
-
-    # Signal handlers belong to the main thread; a step run from another thread only waits.
-    on_main = threading.current_thread() is threading.main_thread()
-    previous = {signum: signal.signal(signum, forward) for signum in preemption.STOP_SIGNALS} if on_main else {}
-    try:
-        return child.wait()
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
 
 
 def srun_command(entry: list[str], env: dict[str, str]) -> list[str]:

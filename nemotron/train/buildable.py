@@ -1,5 +1,5 @@
 """What the trainer can build, checked without torch: the driver refuses a model before any
-training process starts, and the builder (``nemotron.train.gpt``) checks the same rules."""
+training process starts, and the builder (``nemotron.train.models``) checks the same rules."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ from nemo_runspec.errors import ConfigError
 from nemotron.schemas.model import ModelConfig, model_config
 from nemotron.schemas.train import TrainConfig
 
-ACTIVATIONS = ("swiglu", "gelu")  # what the dense builder maps to Megatron-Core's activation functions
+# What nemotron.train.transformer_config maps to Megatron-Core's activation functions.
+ACTIVATIONS = ("swiglu", "silu", "gelu", "geglu", "relu", "reglu", "squared_relu")
+GATED = ("swiglu", "geglu", "reglu")
 
 
 class UnsupportedModel(ConfigError, ValueError):
@@ -22,19 +24,36 @@ def check_supported(model: ModelConfig | Mapping[str, Any], cuda: bool) -> None:
     model = model_config(model)
     if model.requires_gpu and not cuda:
         reason = model.gpu_only_reason or "it needs CUDA kernels"
-        raise UnsupportedModel(f"model {model.name!r} runs on GPUs only: {reason}")
-    if model.architecture != "gpt":
-        raise UnsupportedModel(f"model {model.name!r} is a {model.architecture} architecture; "
-                               "this trainer builds dense GPT models (Megatron-Core GPTModel)")
-    if model.num_moe_experts:
-        raise UnsupportedModel(f"model {model.name!r} has num_moe_experts={model.num_moe_experts}; "
-                               "this trainer builds dense GPT models (no MoE layers yet)")
+        raise UnsupportedModel(f"model {model.name!r} runs on GPUs only: {reason}",
+                               hint="train it with --run PROFILE on GPU nodes (or train.device=cuda); on a CPU a "
+                                    "tiny size of the same family runs (e.g. model=nano3_tiny)")
+    if model.architecture == "moe":
+        raise UnsupportedModel(f"model {model.name!r} has architecture 'moe' (an imported record)",
+                               hint="a dense model with experts is architecture: gpt with num_moe_experts; "
+                                    "Nemotron-H is architecture: hybrid")
     if model.activation not in ACTIVATIONS:
         raise UnsupportedModel(f"model.activation={model.activation!r} (supported: {', '.join(ACTIVATIONS)})")
-    gated = model.activation == "swiglu"
+    gated = model.activation in GATED
     if model.gated_linear_unit is not None and model.gated_linear_unit != gated:
         raise UnsupportedModel(f"model.gated_linear_unit={model.gated_linear_unit} contradicts "
-                               f"model.activation={model.activation!r} (gated: swiglu; not gated: gelu)")
+                               f"model.activation={model.activation!r} (gated: {', '.join(GATED)})")
+    if model.moe_latent_size:
+        raise UnsupportedModel(f"model {model.name!r} has LatentMoE experts (moe_latent_size), which "
+                               "megatron-core 0.16 cannot build", hint="upgrade megatron-core on the GPU image")
+    if model.mtp_num_layers:
+        raise UnsupportedModel(f"model {model.name!r} has multi-token prediction layers, which this trainer "
+                               "does not build yet", hint="set model.mtp_num_layers=0")
+    if model.architecture == "hybrid":
+        needed = {"mamba_state_dim": model.mamba_state_dim, "mamba_head_dim": model.mamba_head_dim,
+                  "mamba_num_groups": model.mamba_num_groups}
+        if missing := [key for key, value in needed.items() if value is None]:
+            raise UnsupportedModel(f"hybrid model {model.name!r} needs model.{missing[0]}")
+        if "E" in (model.hybrid_override_pattern or "") and not model.num_moe_experts:
+            raise UnsupportedModel(f"hybrid model {model.name!r} has MoE layers (E) but no num_moe_experts")
+        heads = model.mamba_num_heads or model.hidden_size * (model.mamba_expand or 2) // model.mamba_head_dim
+        if heads % model.mamba_num_groups:
+            raise UnsupportedModel(f"model.mamba_num_heads={heads} is not a multiple of "
+                                   f"model.mamba_num_groups={model.mamba_num_groups}")
 
 
 def needs_gpu_features(train: TrainConfig) -> bool:

@@ -42,6 +42,24 @@ What is patched and why (megatron-core 0.16):
   modules' collectives asked for ``async_op`` complete before they return (an overlapped
   gradient reduction would otherwise still be running when its handle, the manager's, says
   done: measured as different losses with ``overlap_grad_reduce``).
+- The Mamba-2 mixer (``ssm.mamba_mixer``) calls mamba_ssm's and causal-conv1d's CUDA/Triton
+  kernels (``mamba_split_conv1d_scan_combined``, ``mamba_chunk_scan_combined``,
+  ``causal_conv1d_fn``, the gated ``RMSNorm``) and refuses to build without them
+  (``HAVE_MAMBA_SSM``): on CPU it gets the pure-PyTorch implementations of
+  :mod:`nemotron.train.ssm_reference` under the same names, ``ExtendedRMSNorm`` (which
+  subclassed a ``MagicMock`` at import) is rebuilt on the reference norm with upstream's own
+  ``sharded_state_dict``, and the package-version check for packed sequences passes (the
+  reference kernels take ``seq_idx``). The mixer module imports Triton kernels of dynamic
+  inference at the top (``inference...triton.tensor_ops``); without Triton that import gets a
+  stand-in whose functions say they need a GPU (training never calls them).
+- Not CUDA but TransformerEngine's absence: ``moe.moe_utils`` binds ``te_general_gemm`` only
+  when TE imports, and the router's fp32 gating (``moe_router_dtype``) reads it: it is bound to
+  None there (upstream's own fallback, ``torch.mm``); the hybrid stack (``ssm.mamba_block``)
+  builds its final norm as ``TENorm`` whatever the layer spec: it gets the local spec's norm
+  (same parameter name). The local attention refuses packed-sequence boundaries (THD is
+  TE's); a packed SFT batch of a hybrid model brings them (format ``sbhd``) for its Mamba
+  layers, and the local attention leaves them to its block-diagonal mask. All three by
+  :func:`apply_without_transformer_engine`.
 """
 
 from __future__ import annotations
@@ -252,6 +270,91 @@ def apply_without_fused_adam() -> None:
     cls._nemotron_keeps_other_states = True
 
 
+def apply_without_transformer_engine() -> None:
+    """The patch for runs without TransformerEngine (module docstring); idempotent."""
+    from megatron.core.ssm import mamba_block
+    from megatron.core.transformer.dot_product_attention import DotProductAttention
+    from megatron.core.transformer.moe import moe_utils
+
+    if not moe_utils.HAVE_TE and not hasattr(moe_utils, "te_general_gemm"):
+        moe_utils.te_general_gemm = None
+    if not moe_utils.HAVE_TE:
+        mamba_block.TENorm = _local_norm
+        if not getattr(DotProductAttention, "_nemotron_mask_packs", False):
+            DotProductAttention.forward = _boundaries_left_to_the_mask(DotProductAttention.forward)
+            DotProductAttention._nemotron_mask_packs = True
+
+
+_TRITON_INFERENCE_OPS = "megatron.core.inference.contexts.attention_context.triton.tensor_ops"
+
+
+def _stand_in_for_triton_inference_ops() -> None:
+    """A module in place of the Triton kernels of dynamic inference, when Triton is missing."""
+    import importlib.util
+    import sys
+
+    if importlib.util.find_spec("triton") is not None or _TRITON_INFERENCE_OPS in sys.modules:
+        return
+    stand_in = types.ModuleType(_TRITON_INFERENCE_OPS)
+
+    def needs_gpu(*args, **kwargs):
+        raise RuntimeError("Megatron-Core's dynamic inference kernels need Triton on a GPU")
+
+    for name in ("tensor_get_slice_after", "tensor_merge", "tensor_masked_update"):
+        setattr(stand_in, name, needs_gpu)
+    sys.modules[_TRITON_INFERENCE_OPS] = stand_in
+
+
+def _tp_sharded_weight(self, prefix="", sharded_offsets=(), metadata=None):
+    """``sharded_state_dict`` of upstream's ``ExtendedRMSNorm``: the gated norm's weight is split
+    over tensor-parallel ranks along its only axis."""
+    from megatron.core import parallel_state
+    from megatron.core.transformer.utils import make_sharded_tensors_for_checkpoint
+
+    group = getattr(self, "tp_group", None) or parallel_state.get_tensor_model_parallel_group()
+    return make_sharded_tensors_for_checkpoint(self.state_dict(prefix="", keep_vars=True), prefix, {"weight": 0},
+                                               sharded_offsets, tp_group=group,
+                                               dp_cp_group=(metadata or {}).get("dp_cp_group"))
+
+
+def _boundaries_left_to_the_mask(forward):
+    """The local attention's ``forward`` that takes packed-sequence boundaries of format
+    ``sbhd`` (meant for the Mamba layers) and leaves them to its attention mask."""
+
+    @functools.wraps(forward)
+    def wrapped(self, *args, packed_seq_params=None, **kwargs):
+        if packed_seq_params is not None and packed_seq_params.qkv_format == "sbhd":
+            packed_seq_params = None
+        return forward(self, *args, packed_seq_params=packed_seq_params, **kwargs)
+
+    return wrapped
+
+
+def _local_norm(config, hidden_size: int, eps: float = 1e-5):
+    """The norm Megatron-Core's local layer spec uses, where ``TENorm`` would be built."""
+    from megatron.core.models.backends import LocalSpecProvider
+
+    norm = LocalSpecProvider().layer_norm(rms_norm=config.normalization == "RMSNorm", for_qk=False)
+    return norm(config=config, hidden_size=hidden_size, eps=eps)
+
+
+def _apply_mamba_reference_kernels() -> None:
+    """The Mamba-2 mixer on the reference kernels (module docstring)."""
+    _stand_in_for_triton_inference_ops()
+    from megatron.core.ssm import mamba_mixer
+
+    from nemotron.train import ssm_reference
+
+    mamba_mixer.HAVE_MAMBA_SSM = True
+    mamba_mixer.mamba_split_conv1d_scan_combined = ssm_reference.mamba_split_conv1d_scan_combined
+    mamba_mixer.mamba_chunk_scan_combined = ssm_reference.mamba_chunk_scan_combined
+    mamba_mixer.causal_conv1d_fn = ssm_reference.causal_conv1d_fn
+    mamba_mixer.RMSNormGated = ssm_reference.RMSNormGated
+    mamba_mixer.ExtendedRMSNorm = type("ExtendedRMSNorm", (ssm_reference.RMSNormGated,),
+                                       {"sharded_state_dict": _tp_sharded_weight})
+    mamba_mixer._check_mamba_sequence_packing_support = lambda for_inference_not_training=True: (True, None)
+
+
 def _cpu_causal_mask(sq: int) -> torch.Tensor:
     return torch.triu(torch.ones(sq, sq, dtype=torch.bool), diagonal=1)
 
@@ -286,6 +389,8 @@ def apply() -> None:
     buffers.dist_all_gather_func = _all_gather_into_tensor
     buffers._coalescing_manager = _one_at_a_time
     apply_without_fused_adam()
+    apply_without_transformer_engine()
+    _apply_mamba_reference_kernels()
     _applied = True
 
 
@@ -321,7 +426,20 @@ _UPSTREAM = {
         "torch.cuda.FloatTensor",
     "megatron.core.distributed.param_and_grad_buffer:_ParamAndGradBucketGroup.start_grad_sync":
         "_coalescing_manager",
+    "megatron.core.ssm.mamba_mixer:": "from mamba_ssm.ops.triton.ssd_combined import",
+    "megatron.core.ssm.mamba_mixer:MambaMixer.__init__": "HAVE_MAMBA_SSM",
+    "megatron.core.ssm.mamba_mixer:MambaMixer._ssm_training": "mamba_split_conv1d_scan_combined(",
+    "megatron.core.ssm.mamba_mixer:MambaMixer._ssm_prefill": "causal_conv1d_fn(",
+    "megatron.core.ssm.mamba_mixer:_check_mamba_sequence_packing_support": "is_mamba_min_version",
+    "megatron.core.ssm.mamba_mixer:ExtendedRMSNorm": "def sharded_state_dict",
+    "megatron.core.ssm.mamba_mixer:ExtendedRMSNorm.sharded_state_dict": "make_sharded_tensors_for_checkpoint",
+    f"{_TRITON_INFERENCE_OPS}:": "import triton",
+    "megatron.core.transformer.moe.moe_utils:RouterGatingLinearFunction.forward": "te_general_gemm is not None",
+    "megatron.core.ssm.mamba_block:MambaStack.__init__": "self.final_norm = TENorm(",
+    "megatron.core.transformer.dot_product_attention:DotProductAttention.forward": "assert packed_seq_params is None",
 }
+# Patches for a name upstream does not bind: stale once the module's source binds it itself.
+_UPSTREAM_UNBOUND = {"megatron.core.transformer.moe.moe_utils": "te_general_gemm = None"}
 
 
 def stale_patches() -> list[str]:
@@ -337,11 +455,15 @@ def stale_patches() -> list[str]:
         module_name, qualname = target.split(":")
         source = open(importlib.util.find_spec(module_name).origin, encoding="utf-8").read()
         node: ast.AST | None = ast.parse(source)
-        for part in qualname.split("."):
+        for part in filter(None, qualname.split(".")):  # "module:" is the module's own code
             node = next((n for n in ast.iter_child_nodes(node)
                          if isinstance(n, (ast.FunctionDef, ast.ClassDef)) and n.name == part), None)
             if node is None:
                 break
-        if node is None or cuda_text not in (ast.get_source_segment(source, node) or ""):
+        segment = source if isinstance(node, ast.Module) else node and ast.get_source_segment(source, node)
+        if cuda_text not in (segment or ""):
             stale.append(target)
+    for module_name, binding in _UPSTREAM_UNBOUND.items():
+        if binding in open(importlib.util.find_spec(module_name).origin, encoding="utf-8").read():
+            stale.append(f"{module_name}:{binding}")
     return stale

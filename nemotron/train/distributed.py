@@ -56,6 +56,7 @@ def initialize(tensor_parallel: int, seed: int, cuda: bool, pipeline_parallel: i
     if not cuda:
         cpu_compat.apply()
     cpu_compat.apply_without_fused_adam()
+    cpu_compat.apply_without_transformer_engine()
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     model_parallel = tensor_parallel * pipeline_parallel * context_parallel
     if world % model_parallel:

@@ -176,7 +176,7 @@ def load_megatron(checkpoint: Path, architecture: Mapping[str, Any], vocab_size:
     Needs torch.distributed and Megatron's model parallel state initialised (tensor parallel 1).
     """
     from nemotron.train import checkpoint as checkpoints
-    from nemotron.train.gpt import build_model
+    from nemotron.train.models import build_model
 
     model = build_model(dict(architecture), vocab_size, 1, cuda=False, bf16=False)
     checkpoints.load_model(Path(checkpoint), model)

@@ -48,15 +48,17 @@ def sft_batches(job: TrainingJob, topo):
     seq_length, pad = job.train.seq_length, data.pad_id
     root = Path(data.path)
     splits = {name: PackedSplit(root / name) for name in SPLITS[:2] if shards(root / name)}
-    # TransformerEngine's attention takes packed sequences as boundaries (THD) on GPUs.
-    thd = topo.device.type == "cuda" and importlib.util.find_spec("transformer_engine") is not None
+    # TransformerEngine's attention takes packed sequences as boundaries (THD) on GPUs; Mamba
+    # layers need them everywhere (see nemotron.train.sft_data).
+    te = topo.device.type == "cuda" and importlib.util.find_spec("transformer_engine") is not None
+    boundaries = "thd" if te else "sbhd" if job.model.architecture == "hybrid" else None
 
     def batches(split: str, first: int, size: int, device):
         packs = splits.get(split)
         if packs is None:
             return None
         samples = [pack_sample(*packs.pack(pack_order(len(packs), seed, first + i)), seq_length, pad) for i in range(size)]
-        return stack(samples, device, thd)
+        return stack(samples, device, boundaries)
 
     return batches
 

@@ -25,8 +25,9 @@ from nemotron.schemas.optimizer import OptimizerConfig
 from nemotron.train import checkpoint as ckpt
 from nemotron.train import distributed, engine, preemption
 from nemotron.train.engine import BatchFn
-from nemotron.train.gpt import build_chunks
+from nemotron.train.models import build_chunks
 from nemotron.train.metrics import MetricsLog, plot_loss
+from nemotron.train.moe_metrics import MoEMetrics
 
 RESULT_FILE = "result.json"
 
@@ -78,6 +79,8 @@ def train(job: TrainingJob, batches_for: Callable[[TrainingJob, distributed.Topo
     batch_fn = batches_for(job, topo)
 
     metrics = MetricsLog(run_dir, state.step, job.sections()) if topo.is_main else None
+    experts = MoEMetrics(run.chunks, model_cfg.num_layers, model_cfg.num_moe_experts) if model_cfg.num_moe_experts \
+        else None
     stop = preemption.StopRequest()  # the stage step clears an earlier run's record before starting this one
     from nemo_runspec.progress import RateProgress
 
@@ -89,6 +92,8 @@ def train(job: TrainingJob, batches_for: Callable[[TrainingJob, distributed.Topo
             state.step += 1
             started = time.perf_counter()
             firsts = _micro_firsts(state.consumed_samples, accumulation, schedule.micro_batch_size, topo)
+            if experts:
+                experts.start_step()
             last_loss, grad_norm, lr = engine.train_step(run, batch_fn, firsts, schedule.micro_batch_size,
                                                          schedule.seq_length, topo, state.step)
             state.consumed_samples += schedule.global_batch_size
@@ -98,6 +103,8 @@ def train(job: TrainingJob, batches_for: Callable[[TrainingJob, distributed.Topo
             record = {"step": state.step, "loss": last_loss, "lr": lr, "grad_norm": round(grad_norm, 6),
                       "step_time_s": round(step_time, 5), "tokens_per_s": round(tokens / step_time, 1),
                       "tokens_seen": state.tokens_seen}
+            if experts:
+                record.update(experts.read(len(firsts), topo.device))  # aux losses, each expert's share
             if _due(state.step, train_cfg.eval_interval, schedule.steps):
                 # eval_steps global batches from the start of the split, whatever the layout.
                 firsts = [first for batch in range(train_cfg.eval_steps) for first in _micro_firsts(

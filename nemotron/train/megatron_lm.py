@@ -50,6 +50,17 @@ def read_common(file: Path) -> SavedState:
                       iteration if isinstance(iteration, int) and iteration >= 0 else None)
 
 
+# Megatron-LM's arguments of the hybrid and MoE layers that keep their names in our model config.
+_MAMBA_ARGS = ("mamba_state_dim", "mamba_head_dim", "mamba_num_heads", "mamba_num_groups")
+_MOE_ARGS = ("moe_router_topk", "moe_ffn_hidden_size", "moe_shared_expert_intermediate_size",
+             "moe_router_score_function", "moe_router_topk_scaling_factor", "moe_router_enable_expert_bias",
+             "moe_router_load_balancing_type", "moe_aux_loss_coeff", "moe_router_dtype", "moe_grouped_gemm")
+
+
+def _present(args: Mapping[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    return {key: args[key] for key in keys if args.get(key) is not None}
+
+
 def architecture_from_args(args: Mapping[str, Any]) -> dict[str, Any] | None:
     """Our model config for the network Megatron-LM's ``args`` describe; None when they lack
     one of the sizes."""
@@ -78,11 +89,9 @@ def architecture_from_args(args: Mapping[str, Any]) -> dict[str, Any] | None:
         "make_vocab_size_divisible_by": int(args.get("make_vocab_size_divisible_by") or 128)
         * int(args.get("tensor_model_parallel_size") or 1),
     }
-    # Recorded so that the trainer and the export refuse them by name (they build dense GPTs).
     if args.get("hybrid_override_pattern") or args.get("is_hybrid_model"):
         architecture.update(architecture="hybrid", hybrid_override_pattern=args.get("hybrid_override_pattern"),
-                            requires_gpu=True, gpu_only_reason="a Mamba-hybrid model (Megatron-LM's MambaModel)")
-    elif args.get("num_experts"):
-        architecture.update(architecture="moe", num_moe_experts=int(args["num_experts"]),
-                            requires_gpu=True, gpu_only_reason="a mixture-of-experts model")
+                            **_present(args, _MAMBA_ARGS))
+    if args.get("num_experts"):
+        architecture.update(num_moe_experts=int(args["num_experts"]), **_present(args, _MOE_ARGS))
     return architecture

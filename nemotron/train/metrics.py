@@ -82,7 +82,9 @@ class WandbMetricsRun:
         return cls(run)
 
     def log(self, record: Mapping[str, Any]) -> None:
-        self.run.log({k: v for k, v in record.items() if k != "step"}, step=int(record["step"]))
+        # Charts take numbers; per-expert shares stay in metrics.jsonl (expert_load_max is charted).
+        scalars = {k: v for k, v in record.items() if k != "step" and isinstance(v, (int, float))}
+        self.run.log(scalars, step=int(record["step"]))
 
     def close(self) -> None:
         self.run.finish()

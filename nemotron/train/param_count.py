@@ -38,7 +38,7 @@ follow the module shapes in Megatron-Core:
   hybrid models, one transformer layer for GPT) and a final norm; embedding and output
   layer are shared with the main model.
 
-Keys a config leaves out take the defaults of this repo's builder (``nemotron/train/gpt.py``):
+Keys a config leaves out take the defaults of this repo's builder (``nemotron/train/models.py``):
 ``activation: swiglu``, ``normalization: RMSNorm``, ``add_bias_linear: false``,
 ``untie_embeddings_and_output_weights: true``, ``position_embedding_type: rope`` (``none`` for
 hybrid, as in ``MambaModel``), ``num_query_groups = num_attention_heads``,

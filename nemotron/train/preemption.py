@@ -13,10 +13,11 @@ import json
 import signal
 from pathlib import Path
 
-PREEMPTED_EXIT = 75  # EX_TEMPFAIL (sysexits.h): stopped on request, try again
+from nemo_runspec.stop_signals import STOP_SIGNALS, STOPPED_EXIT
+
+PREEMPTED_EXIT = STOPPED_EXIT
 PREEMPTED_FILE = "preempted.json"  # rank 0 writes it: the step and the signal it stopped on
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
-# Torch-free: the stage step (the driver) reads PREEMPTED_FILE and forwards STOP_SIGNALS.
+# Torch-free: the stage step (the driver) reads PREEMPTED_FILE.
 
 
 class StopRequest:
@@ -28,7 +29,7 @@ class StopRequest:
             signal.signal(signum, self._note)
 
     def _note(self, signum: int, frame) -> None:
-        self.received = signum
+        self.received = self.received or signum  # the first says why: later ones are copies (SLURM, torchrun)
 
     def agreed(self, device) -> int | None:
         """The signal any rank received (all ranks get the same answer), else None."""

@@ -5,7 +5,10 @@ Follows the label alignment the SFT data prep writes (``loss_mask[i]`` refers to
 ``input_ids[j+1]`` with mask ``loss_mask[j+1]``; the last position of every sub-sequence and
 the padding up to ``seq_length`` predict nothing. Sub-sequences never see each other: on CPU
 the attention mask is block-diagonal causal and positions restart at 0 in each one; on GPUs
-with TransformerEngine the same boundaries also go to Megatron-Core as ``PackedSeqParams``.
+with TransformerEngine the same boundaries also go to Megatron-Core as ``PackedSeqParams``
+(THD). A hybrid model's Mamba layers need the boundaries everywhere (their scan and conv
+restart at each sub-sequence, ``seq_idx``): without TransformerEngine they go as
+``PackedSeqParams`` of format ``sbhd``, which the attention leaves to the mask.
 """
 
 from __future__ import annotations
@@ -71,15 +74,17 @@ def pack_sample(ids: np.ndarray, mask: np.ndarray, starts: np.ndarray, seq_lengt
     }
 
 
-def stack(samples: list[dict[str, torch.Tensor]], device: torch.device, packed_seq_params: bool) -> dict:
+def stack(samples: list[dict[str, torch.Tensor]], device: torch.device, boundaries: str | None) -> dict:
+    """The batch of ``samples``; ``boundaries`` ("thd", "sbhd" or None): whether and how the
+    sub-sequence boundaries go to the model as ``PackedSeqParams`` (one pack per micro-batch)."""
     batch = {key: torch.stack([s[key] for s in samples]).to(device)
              for key in ("tokens", "labels", "loss_mask", "position_ids", "attention_mask")}
-    if packed_seq_params and len(samples) == 1:
+    if boundaries and len(samples) == 1:
         from megatron.core.packed_seq_params import PackedSeqParams
 
         cu = samples[0]["cu_seqlens"].to(device)
         longest = int((cu[1:] - cu[:-1]).max())
-        batch["packed_seq_params"] = PackedSeqParams(qkv_format="thd", cu_seqlens_q=cu, cu_seqlens_kv=cu,
+        batch["packed_seq_params"] = PackedSeqParams(qkv_format=boundaries, cu_seqlens_q=cu, cu_seqlens_kv=cu,
                                                      max_seqlen_q=longest, max_seqlen_kv=longest)
     return batch
 

@@ -93,7 +93,7 @@ def test_multi_task_profile_runs_the_driver_on_the_node_and_training_in_the_cont
     assert parameters["use_srun"] is False and parameters["srun_args"] is None
     assert (parameters["nodes"], parameters["ntasks_per_node"], parameters["gpus_per_node"]) == (2, 8, 8)
     assert parameters["time"] == 150 and parameters["partition"] == "batch" and parameters["account"] == "acct"
-    assert parameters["additional_parameters"] == {"mail-type": "END"}
+    assert parameters["additional_parameters"] == {"mail-type": "END", "signal": "USR1@120"}
     assert parameters["setup"][0] == "source /opt/venv/bin/activate"
     assert load_profile("gpu").srun_args()[:2] == ["--container-image=/c/nemotron-gpu.sqsh",
                                                    "--container-mounts=/lustre:/lustre,/data:/data:ro"]
@@ -132,7 +132,33 @@ def test_submitit_renders_the_parameters_into_a_batch_script(env_file, tmp_path)
 
 def test_dependent_jobs_are_cancelled_when_a_dependency_fails(env_file):
     extra = sbatch_parameters(load_profile("base"), "x", ["12", "13"])["additional_parameters"]
-    assert extra == {"dependency": "afterok:12:13", "kill-on-invalid-dep": "yes"}
+    assert extra == {"dependency": "afterok:12:13", "kill-on-invalid-dep": "yes", "signal": "USR1@120"}
+
+
+def test_a_one_task_job_runs_its_driver_as_a_step_so_that_the_stop_signal_reaches_it(env_file, tmp_path):
+    from submitit.slurm.slurm import _make_sbatch_string
+
+    parameters = sbatch_parameters(load_profile("base"), "x")
+    assert parameters["use_srun"] is True and parameters["srun_args"] == []
+    script = _make_sbatch_string(command="python -m x", folder=tmp_path, **parameters)
+    assert "#SBATCH --signal=USR1@120" in script and "USR2" not in script  # no B:, so the steps get it
+    assert script.split("# command")[-1].strip().splitlines()[-1].startswith("srun ")
+
+
+@pytest.mark.parametrize(("value", "written"), [("USR1@120", "USR1@120"), ("SIGTERM@600", "TERM@600"),
+                                                ("USR1@0", "USR1@0")])
+def test_the_stop_signal_and_requeue_go_into_the_batch_script(value, written):
+    profile = Profile(name="p", executor="slurm", signal=value, requeue=True)
+    extra = sbatch_parameters(profile, "x")["additional_parameters"]
+    assert (extra["signal"], extra["requeue"]) == (written, True)
+
+
+@pytest.mark.parametrize("value", ["USR2@90", "B:USR1@120", "USR1", "KILL@10", "USR1@-5"])
+def test_a_stop_signal_training_would_not_catch_is_refused(value):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="USR1 or TERM"):
+        Profile(name="p", executor="slurm", signal=value)
 
 
 def test_sweep_overrides_compose_into_hydras_submitit_launcher(env_file, monkeypatch, tmp_path):
@@ -151,7 +177,7 @@ def test_sweep_overrides_compose_into_hydras_submitit_launcher(env_file, monkeyp
     assert (launcher["partition"], launcher["account"], launcher["tasks_per_node"], launcher["timeout_min"]) == \
         ("batch", "acct", 1, 150)
     assert list(cfg.hydra.launcher.setup) == ["source /opt/venv/bin/activate", "export PATH=${HOME}/bin:$PATH"]
-    assert launcher["additional_parameters"] == {"mail-type": "END"}
+    assert launcher["additional_parameters"] == {"mail-type": "END", "signal": "USR1@120"}
     assert re.search(r"/%j$", launcher["submitit_folder"])
     recorder = OmegaConf.to_container(cfg.hydra.callbacks.slurm_jobs)
     assert recorder == {"_target_": "nemo_runspec.slurm.sweep_record.RecordSweepJob", "name": "nano3-pretrain",

@@ -21,7 +21,7 @@ from nemotron.stages.imports.output import MARKER, link_directory, models_root, 
 from nemotron.stages.imports.paths import check_tree, non_empty_dir, resolve
 from nemotron.stages.step import Output, Produced, run_step
 
-ARCHITECTURE_SUBSET = ("trainer.json: only the fields a checkpoint must match to load (nemotron.train.gpt.architecture_of), "
+ARCHITECTURE_SUBSET = ("trainer.json: only the fields a checkpoint must match to load (nemotron.schemas.model.architecture_of), "
                        "a subset of the model config (no seq_length, rotary_base, requires_gpu)")
 ARCHITECTURE_FULL = "job.json: the full model config of the run that wrote the checkpoint"
 

@@ -62,7 +62,7 @@ os.environ.update(RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1", MASTER_PORT
 import numpy as np, torch
 from pathlib import Path
 from nemotron.train import checkpoint, distributed
-from nemotron.train.gpt import build_model
+from nemotron.train.models import build_model
 distributed.initialize(1, 1234, cuda=False)
 model = build_model(json.loads({json.dumps(architecture)!r}), {vocab_size}, 1, cuda=False, bf16=False)
 checkpoint.load_model(Path({checkpoint!r}), model)

@@ -48,7 +48,7 @@ def test_sft_logs_a_model_pinned_to_its_parent_and_data_and_starts_from_the_pare
 import json, os, random, torch
 os.environ.update(RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(random.randint(20000, 40000)))
 from nemotron.train import checkpoint, distributed
-from nemotron.train.gpt import build_model
+from nemotron.train.models import build_model
 from nemotron.train.launch import sft_batches
 from nemotron.train.engine import model_loss
 job = json.load(open({str(run_dir / "job.json")!r}))

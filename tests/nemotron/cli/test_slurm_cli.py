@@ -4,6 +4,7 @@ single-node SLURM cluster on localhost (scripts/slurm-cluster.sh)."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -44,6 +45,14 @@ setup = ["sleep 300"]
 [two-tasks]
 extends = "localhost"
 ntasks_per_node = 2
+
+[preemptible]
+extends = "localhost"
+requeue = true
+
+[preemptible-two-tasks]
+extends = "two-tasks"
+requeue = true
 """)
     return isolated
 
@@ -282,3 +291,58 @@ def test_multi_task_jobs_start_one_training_process_per_task_through_srun(cluste
     pretrain_job = re.findall(r"submitted job (\d+)", done.stdout)[1]
     text = next((cluster / "jobs" / pretrain_job).glob("*_log.out")).read_text()
     assert "logged nano3-pretrain-model-tiny:v1" in text and "\x1b[?25l" not in text  # no live redraws in the log
+
+
+PREEMPTED_RUN = ["nano3", "pretrain", "train.steps=40", "train.checkpoint_interval=20", "train.eval_interval=0",
+                 "train.micro_batch_size=2"]
+
+
+def losses(run_root: Path) -> list[float]:
+    (metrics,) = run_root.glob("*/*/metrics.jsonl")
+    return [json.loads(line)["loss"] for line in metrics.read_text().splitlines()]
+
+
+def wait_until(condition, what: str, timeout: float = 240.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if (value := condition()):
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.mark.parametrize(("profile", "args"), [("preemptible", []),
+                                               ("preemptible-two-tasks", ["train.tensor_parallel=2"])],
+                         ids=["one-task", "two-tasks-tp2"])
+def test_a_signalled_job_checkpoints_requeues_and_its_rerun_ends_at_the_uninterrupted_losses(cluster, profile, args):
+    """``scancel --signal=USR1`` (what SLURM sends before the time limit) mid-run: training saves
+    a checkpoint and exits 75, the job requeues itself, and its rerun resumes, ends at the
+    losses of an uninterrupted run bit for bit and logs the model once."""
+    assert run_cli("nano3", "data", "prep", "pretrain", cwd=cluster).returncode == 0
+    reference = run_cli(*PREEMPTED_RUN, *args, f"train.output_root={cluster / 'reference'}",
+                        *(["train.nproc_per_node=2"] if args else []), cwd=cluster, timeout=600)
+    assert reference.returncode == 0, reference.stderr[-3000:]
+    assert "logged nano3-pretrain-model-tiny:v1" in reference.stdout
+
+    out = cluster / "preempted"
+    follower = subprocess.Popen([sys.executable, "-m", "nemotron.cli.app", *PREEMPTED_RUN, *args, "--run", profile,
+                                 f"train.output_root={out}"], cwd=cluster, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, env={**os.environ, "COLUMNS": "250"})
+    try:
+        job_id = wait_until(lambda: next((p.stem for p in (cluster / "jobs" / "jobs").glob("*.json")), None), "the job")
+        wait_until(lambda: len(list(out.glob("*/*/metrics.jsonl"))) and len(losses(out)) >= 3, "three steps")
+        subprocess.run(["scancel", "--signal=USR1", job_id], check=True)
+        stdout, stderr = follower.communicate(timeout=600)
+    finally:
+        follower.kill()
+    assert follower.returncode == 0, stdout[-3000:] + stderr[-3000:]
+    (stopped,) = re.findall(r"stopped at step (\d+) on SIGUSR1: checkpoint saved", stdout)
+    assert 3 <= int(stopped) < 40
+    assert f"job {job_id} stopped after saving a checkpoint: requeued" in stdout
+    assert f"resuming from {next(out.glob('*/*'))}/checkpoints/iter_{int(stopped):07d}" in stdout
+    assert stdout.count("logged nano3-pretrain-model-tiny:v2") == 1
+    assert not (cluster / "artifacts" / "nano3-pretrain-model-tiny" / "versions" / "v3.json").exists()
+    assert losses(out) == losses(cluster / "reference")  # bitwise, each step once
+    runs = subprocess.run(["sacct", "-n", "-X", "-P", "--duplicates", "-j", job_id, "-o", "State"],
+                          capture_output=True, text=True).stdout.split()
+    assert runs == ["REQUEUED", "COMPLETED"], runs

@@ -35,7 +35,7 @@ os.environ.update(RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1", MASTER_PORT
 from pathlib import Path
 import numpy as np, torch
 from nemotron.train import checkpoint, distributed
-from nemotron.train.gpt import build_model
+from nemotron.train.models import build_model
 from nemotron.train.hf_export import export, load_megatron
 
 root, cases = Path(sys.argv[1]), json.loads(sys.argv[2])

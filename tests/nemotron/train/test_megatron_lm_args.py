@@ -2,7 +2,7 @@
 
 import pytest
 
-from nemotron.train.gpt import UnsupportedModel, check_supported
+from nemotron.train.models import UnsupportedModel, check_supported
 from nemotron.train.megatron_lm import architecture_from_args
 
 DENSE = {"num_layers": 4, "hidden_size": 256, "num_attention_heads": 8, "seq_length": 512,
@@ -20,15 +20,20 @@ def test_megatron_lm_defaults_map_to_a_gpt2_style_config():
     check_supported(architecture, cuda=False)
 
 
-def test_hybrid_and_moe_models_are_refused_by_name():
-    hybrid = architecture_from_args({**DENSE, "hybrid_override_pattern": "M*M*"})
-    moe = architecture_from_args({**DENSE, "num_experts": 8, "squared_relu": True})
-    assert hybrid["architecture"] == "hybrid" and moe["architecture"] == "moe" and moe["num_moe_experts"] == 8
+def test_hybrid_and_moe_arguments_give_models_the_trainer_builds():
+    hybrid = architecture_from_args({**DENSE, "hybrid_override_pattern": "M*M-", "mamba_state_dim": 16,
+                                     "mamba_head_dim": 16, "mamba_num_groups": 2, "squared_relu": True})
+    moe = architecture_from_args({**DENSE, "num_experts": 8, "moe_router_topk": 2, "squared_relu": True})
+    assert (hybrid["architecture"], hybrid["mamba_state_dim"], hybrid["activation"]) == ("hybrid", 16, "squared_relu")
+    assert (moe.get("architecture", "gpt"), moe["num_moe_experts"], moe["moe_router_topk"]) == ("gpt", 8, 2)
     for model in (hybrid, moe):
-        with pytest.raises(UnsupportedModel, match="GPUs only"):
-            check_supported(model, cuda=False)
-        with pytest.raises(UnsupportedModel, match="dense GPT"):
-            check_supported(model, cuda=True)
+        check_supported(model, cuda=False)
+
+
+def test_a_hybrid_model_without_its_mamba_sizes_is_refused_by_name():
+    hybrid = architecture_from_args({**DENSE, "hybrid_override_pattern": "M*M*"})
+    with pytest.raises(UnsupportedModel, match="needs model.mamba_state_dim"):
+        check_supported(hybrid, cuda=False)
 
 
 def test_arguments_without_the_sizes_give_no_architecture():
@@ -40,7 +45,7 @@ def test_every_architecture_key_of_a_dense_model_reaches_megatron():
     from tests.helpers import run_python
 
     done = run_python("""
-from nemotron.train.gpt import layer_spec, transformer_config
+from nemotron.train.models import layer_spec, transformer_config
 from nemotron.schemas.model import model_config
 model = model_config(dict(name="t", num_layers=2, hidden_size=64, ffn_hidden_size=96, num_attention_heads=4,
                           num_query_groups=2, kv_channels=8, seq_length=16, layernorm_epsilon=1e-6, qk_layernorm=True,

@@ -8,7 +8,7 @@ import os, random
 os.environ.update(RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(random.randint(20000, 40000)))
 import numpy as np, torch
 from nemotron.train import distributed
-from nemotron.train.gpt import build_model
+from nemotron.train.models import build_model
 from nemotron.train.engine import model_loss
 from nemotron.train.sft_data import pack_sample, stack
 

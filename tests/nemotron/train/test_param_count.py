@@ -220,13 +220,13 @@ print(json.dumps(out))
 )
 
 
-# The repo's own trainer builder (nemotron/train/gpt.py), which pads the vocabulary itself and
+# The repo's own trainer builder (nemotron/train/models.py), which pads the vocabulary itself and
 # applies its defaults to keys a config leaves out.
 PROJECT_BUILD = (
     _DIST_SETUP
     + r"""
 _init_dist()
-from nemotron.train.gpt import build_model
+from nemotron.train.models import build_model
 
 out = {}
 for name, v in json.loads(sys.argv[1]).items():
@@ -360,7 +360,7 @@ def test_gpt_variants_match_megatron(gpt_built, variant):
 
 @pytest.mark.slow
 def test_counts_match_the_trainers_own_builder():
-    """nemotron.train.gpt.build_model: tiny, and a config that relies on the builder's defaults."""
+    """nemotron.train.models.build_model: tiny, and a config that relies on the builder's defaults."""
     tiny = load("tiny")
     minimal = {key: tiny[key] for key in ("name", "num_layers", "hidden_size", "ffn_hidden_size",
                                           "num_attention_heads", "seq_length")}
