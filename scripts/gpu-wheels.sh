@@ -11,6 +11,9 @@
 #   pydantic, pydantic-core, annotated-types, typing-inspection, typing-extensions
 #   omegaconf, antlr4-python3-runtime (omegaconf's parser; PyPI has it only as an sdist, so
 #                   its pure-Python wheel is built here)
+#   einops          Megatron-Core's Mamba mixer (the hybrid part of the check). mamba_ssm and
+#                   causal-conv1d are CUDA builds (no wheels for this machine): without them the
+#                   hybrid model runs on nemotron's reference kernels and the kernel rows say absent
 #
 # Never a torch wheel (or anything of NVIDIA's): the machine's own torch is the one to test.
 # Versions are this checkout's .venv's (what CI runs), else the pins below; MCORE_VERSION
@@ -40,6 +43,7 @@ BINARY=(
     "typing-inspection==$(version typing-inspection 0.4.5)"
     "typing-extensions==$(version typing-extensions 4.16.0)"
     "omegaconf==$(version omegaconf 2.3.1)"
+    "einops==$(version einops 0.8.2)"
 )
 SOURCE_ONLY=("antlr4-python3-runtime==$(version antlr4-python3-runtime 4.9.3)")
 

@@ -15,6 +15,9 @@ What it runs, in order (every step through nemotron's code, nothing re-implement
    engine: weights and optimizer state must come back bit for bit, and the same two steps
    must give the reference's losses.
 
+5. the hybrid part (``scripts/gpu_check_hybrid.py``): the Mamba-2 kernels against the CPU
+   reference implementations, and a reduced-depth nano3 trained a few steps in bf16.
+
 It prints one table (check, result, value), also written to ``--out``, and exits non-zero on
 any failure. ``--cpu-smoke`` runs the same path on CPU with a tiny model (2 layers, hidden 64,
 3 steps, fp32) so the tests cover the logic. On the GPU machine it runs through
@@ -42,8 +45,9 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))  # the device machine runs a copy of the tree, not an install
+for _path in (REPO, REPO / "scripts"):  # the device machine runs a copy of the tree, not an install
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
 
 
 @dataclass(frozen=True)
@@ -409,6 +413,9 @@ def main(argv: list[str] | None = None) -> int:
         if not cuda:
             torch.set_num_threads(1)  # a tiny model: threads only cost the machine's other work
         run_checks(SMOKE if args.cpu_smoke else GPU, cuda, table, workdir)
+        from gpu_check_hybrid import run_hybrid_checks
+
+        run_hybrid_checks(table, cuda, SEED, _free_port())
     except BaseException as err:  # noqa: BLE001 (every failure ends as a row of the table)
         traceback.print_exc()
         table.add("run", "FAIL", f"{type(err).__name__}: {err}"[:300])

@@ -114,7 +114,7 @@ def family_app(family: str) -> typer.Typer:
 
     @model_app.command("export")
     def export(
-        format: str = typer.Argument(..., metavar="FORMAT", help="Target format: hf (Hugging Face transformers, LlamaForCausalLM)."),
+        format: str = typer.Argument(..., metavar="FORMAT", help="Target format: hf (Hugging Face transformers: LlamaForCausalLM, NemotronHForCausalLM for hybrid models)."),
         source: str = typer.Argument(..., metavar="NAME[:VER]", help="A Megatron ModelArtifact from pretrain or sft."),
         out: str = typer.Argument(..., metavar="OUT", help="A new or empty directory; never overwritten."),
         name: str | None = typer.Option(None, "--name", help="Artifact name to log (default: <source-name>-hf)."),

@@ -1,7 +1,9 @@
 """Export step: a Megatron ModelArtifact -> a Hugging Face ``transformers`` directory.
 
 ``nemotron <family> model export hf NAME[:VER] OUT`` checks everything before any work starts
-(the source is a complete Megatron checkpoint of a Llama-style model, the tokenizer it was
+(the source is a complete Megatron checkpoint of a model transformers has a class for: a
+Llama-style GPT (``LlamaForCausalLM``) or a Nemotron-H hybrid (``NemotronHForCausalLM``), see
+:func:`nemotron.kit.model_formats.incompatibilities`; the tokenizer it was
 trained with can be found and is byte-identical, OUT is new or empty, the name to log is
 free for a ModelArtifact), converts the weights in a child process
 (``python -m nemotron.train.hf_export``, so Megatron's process-wide state never lives in this
@@ -34,6 +36,9 @@ FORMATS = ("hf",)
 _TOKENIZER_FILES = ("tokenizer.json", "special_tokens_map.json")
 # Tokens that close a turn in common chat templates: generation of a chat model stops at them too.
 _TURN_ENDS = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>")
+_EXPORTABLE = ("dense GPT models export as Llama (RoPE, RMSNorm, SwiGLU, no biases), hybrid ones as Nemotron-H "
+               "(no position embedding, RMSNorm, squared ReLU, a sigmoid router and a shared expert); "
+               "the export builds the model on the CPU")
 
 
 class ExportFailed(NemotronError):
@@ -68,7 +73,7 @@ def export_hf(source: str, out: str | os.PathLike[str], *, name: str | None = No
             "source_checkpoint": str(checkpoint),
             "source_training_data": record.fields.get("training_data"),
             "architecture": architecture,
-            "hf_architecture": "LlamaForCausalLM",
+            "hf_architecture": result["config"]["architectures"][0],
             "hf_config": result["config"],
             "parameters": result["parameters"],
             "vocab_size": vocab_size,
@@ -81,7 +86,8 @@ def export_hf(source: str, out: str | os.PathLike[str], *, name: str | None = No
         },
     )
     log_artifact(artifact, tracking, name=name)
-    print(f"logged {artifact.name}:v{artifact.version}: {record.ref} (step {artifact.step}) as LlamaForCausalLM, "
+    print(f"logged {artifact.name}:v{artifact.version}: {record.ref} (step {artifact.step}) as "
+          f"{result['config']['architectures'][0]}, "
           f"{result['parameters']:,} parameters, vocabulary {vocab_size} -> {out}")
     return artifact
 
@@ -124,8 +130,8 @@ def export_to_directory(record, out: Path, *, tokenizer: str | None = None, trac
 
 
 def _check_source(record) -> None:
-    """A complete Megatron checkpoint of a Llama-style model, or a one-line error."""
-    from nemotron.kit.model_formats import incompatibilities, missing_checkpoint_files
+    """A complete Megatron checkpoint of a model with a transformers counterpart, or a one-line error."""
+    from nemotron.kit.model_formats import hf_architecture, incompatibilities, missing_checkpoint_files
 
     if record.type != "ModelArtifact":
         raise TypeMismatchError(f"{record.ref} is a {record.type}, not a ModelArtifact",
@@ -143,8 +149,8 @@ def _check_source(record) -> None:
                           hint="export a model logged by `pretrain` or `sft`")
     problems = incompatibilities(architecture)
     if problems:
-        raise ConfigError(f"{record.ref} (model {architecture.get('name')!r}) cannot be a LlamaForCausalLM: {'; '.join(problems)}",
-                          hint="only dense Llama-style GPT models (RoPE, RMSNorm, SwiGLU, no biases) export to hf")
+        raise ConfigError(f"{record.ref} (model {architecture.get('name')!r}) cannot be a {hf_architecture(architecture)}: "
+                          f"{'; '.join(problems)}", hint=_EXPORTABLE)
 
 
 def _check_out(out: Path) -> None:

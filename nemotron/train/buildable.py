@@ -59,7 +59,7 @@ def check_supported(model: ModelConfig | Mapping[str, Any], cuda: bool) -> None:
 def needs_gpu_features(train: TrainConfig) -> bool:
     """Whether ``train`` asks for something only a GPU run has (so the caller finds out
     whether it has one; that costs importing torch)."""
-    return (train.sequence_parallel or train.context_parallel > 1 or train.precision != "fp32"
+    return (train.context_parallel > 1 or train.precision != "fp32"
             or train.device == "cuda")
 
 
@@ -88,8 +88,6 @@ def check_layout(train: TrainConfig, world: int, cuda: bool, has_transformer_eng
     gpu_only = {
         "train.precision=bf16": (train.precision == "bf16", "bf16 with fp32 main parameters runs on GPUs; CPU runs are fp32"),
         "train.precision=fp8": (train.precision == "fp8", "fp8 needs TransformerEngine on a GPU"),
-        "train.sequence_parallel": (train.sequence_parallel,
-                                    "it needs TransformerEngine's norms (Megatron-Core's local layer spec refuses it)"),
         "train.context_parallel": (train.context_parallel > 1, "ring attention is TransformerEngine's"),
     }
     for key, (asked, reason) in gpu_only.items():

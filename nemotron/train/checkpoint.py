@@ -179,13 +179,18 @@ def read_trainer_state(checkpoint: Path) -> TrainerState:
 
 def load_model(checkpoint: Path, model) -> None:
     """The weights of ``checkpoint`` into ``model``: one model or this rank's chunks, in any layout."""
+    load_weights(checkpoint / "model", model)
+
+
+def load_weights(directory: Path, model) -> None:
+    """The weights of a dist_checkpointing folder into ``model`` (one, or this rank's chunks)."""
     from megatron.core import dist_checkpointing
 
     from nemotron.train.models import unwrap
 
     chunks = [unwrap(chunk) for chunk in (model if isinstance(model, list) else [model])]
     wanted = model_state(chunks)
-    state = dist_checkpointing.load(wanted, str(checkpoint / "model"))
+    state = dist_checkpointing.load(wanted, str(directory))
     # The checkpoint's common.pt comes back beside the weights: Megatron-LM's holds its args,
     # iteration and optimizer settings, which are not the model's.
     for i, chunk in enumerate(chunks):

@@ -58,8 +58,13 @@ What is patched and why (megatron-core 0.16):
   builds its final norm as ``TENorm`` whatever the layer spec: it gets the local spec's norm
   (same parameter name). The local attention refuses packed-sequence boundaries (THD is
   TE's); a packed SFT batch of a hybrid model brings them (format ``sbhd``) for its Mamba
-  layers, and the local attention leaves them to its block-diagonal mask. All three by
-  :func:`apply_without_transformer_engine`.
+  layers, and the local attention leaves them to its block-diagonal mask. The local norm
+  (``WrappedTorchNorm``) refuses sequence parallelism, which TE's and Apex's norms support by
+  marking their parameters ``sequence_parallel``: it does the same (:func:`_sequence_parallel_norm`).
+  All four by :func:`apply_without_transformer_engine`.
+- Sequence parallelism's collectives (``tensor_parallel.mappings``) reduce-scatter and
+  all-gather along the sequence with the same two gloo-less functions: on CPU they get the
+  all-reduce / all-gather versions above.
 """
 
 from __future__ import annotations
@@ -275,9 +280,13 @@ def apply_without_transformer_engine() -> None:
     from megatron.core.ssm import mamba_block
     from megatron.core.transformer.dot_product_attention import DotProductAttention
     from megatron.core.transformer.moe import moe_utils
+    from megatron.core.transformer.torch_norm import WrappedTorchNorm
 
     if not moe_utils.HAVE_TE and not hasattr(moe_utils, "te_general_gemm"):
         moe_utils.te_general_gemm = None
+    if not getattr(WrappedTorchNorm, "_nemotron_sequence_parallel", False):
+        WrappedTorchNorm.__new__ = _sequence_parallel_norm(WrappedTorchNorm.__new__)
+        WrappedTorchNorm._nemotron_sequence_parallel = True
     if not moe_utils.HAVE_TE:
         mamba_block.TENorm = _local_norm
         if not getattr(DotProductAttention, "_nemotron_mask_packs", False):
@@ -326,6 +335,28 @@ def _boundaries_left_to_the_mask(forward):
         if packed_seq_params is not None and packed_seq_params.qkv_format == "sbhd":
             packed_seq_params = None
         return forward(self, *args, packed_seq_params=packed_seq_params, **kwargs)
+
+    return wrapped
+
+
+def _sequence_parallel_norm(new):
+    """``WrappedTorchNorm.__new__`` that also builds under sequence parallelism: the same torch
+    norm, its parameters marked ``sequence_parallel`` (what TE's and Apex's norms do), so that
+    ``finalize_model_grads`` sums their gradients over the tensor-parallel ranks, each of which
+    saw a slice of the sequence."""
+
+    @functools.wraps(new)
+    def wrapped(cls, config, *args, **kwargs):
+        if not config.sequence_parallel:
+            return new(cls, config, *args, **kwargs)
+        import copy
+
+        plain = copy.copy(config)
+        plain.sequence_parallel = False
+        norm = new(cls, plain, *args, **kwargs)
+        for param in norm.parameters():
+            param.sequence_parallel = True
+        return norm
 
     return wrapped
 
@@ -388,6 +419,9 @@ def apply() -> None:
     buffers.dist_reduce_scatter_func = _reduce_scatter_tensor
     buffers.dist_all_gather_func = _all_gather_into_tensor
     buffers._coalescing_manager = _one_at_a_time
+    mappings = importlib.import_module("megatron.core.tensor_parallel.mappings")
+    mappings.dist_reduce_scatter_func = _reduce_scatter_tensor
+    mappings.dist_all_gather_func = _all_gather_into_tensor
     apply_without_fused_adam()
     apply_without_transformer_engine()
     _apply_mamba_reference_kernels()
@@ -437,6 +471,8 @@ _UPSTREAM = {
     "megatron.core.transformer.moe.moe_utils:RouterGatingLinearFunction.forward": "te_general_gemm is not None",
     "megatron.core.ssm.mamba_block:MambaStack.__init__": "self.final_norm = TENorm(",
     "megatron.core.transformer.dot_product_attention:DotProductAttention.forward": "assert packed_seq_params is None",
+    "megatron.core.transformer.torch_norm:WrappedTorchNorm.__new__": "assert not config.sequence_parallel",
+    "megatron.core.tensor_parallel.mappings:": "dist_reduce_scatter_func = torch.distributed.reduce_scatter_tensor",
 }
 # Patches for a name upstream does not bind: stale once the module's source binds it itself.
 _UPSTREAM_UNBOUND = {"megatron.core.transformer.moe.moe_utils": "te_general_gemm = None"}

@@ -1,4 +1,6 @@
-"""Megatron-Core GPT checkpoint -> Hugging Face ``LlamaForCausalLM`` weights and config.
+"""Megatron-Core checkpoint -> Hugging Face weights and config: a dense GPT model becomes a
+``LlamaForCausalLM``, a hybrid one (Nemotron-H, ``architecture: hybrid``) a
+``NemotronHForCausalLM`` (its mapping: :mod:`nemotron.train.hf_nemotron_h`).
 
 Entry point of the export process: ``python -m nemotron.train.hf_export JOB.json``, started by
 ``nemotron.stages.export`` so that Megatron's process-wide state (process group, model
@@ -8,7 +10,7 @@ special token ids, and the directory to write ``config.json`` + ``model.safetens
 
 The model is rebuilt on the CPU from the architecture (tensor parallel 1, fp32; any
 tensor-parallel layout of the checkpoint loads into it), loaded with dist_checkpointing, and
-its state dict renamed to Llama's:
+its state dict renamed; a GPT model's to Llama's:
 
     embedding.word_embeddings.weight                    model.embed_tokens.weight [:vocab]
     decoder.layers.N.input_layernorm.weight             model.layers.N.input_layernorm.weight
@@ -37,7 +39,7 @@ from typing import Any
 
 import torch
 
-from nemotron.kit.model_formats import incompatibilities
+from nemotron.kit.model_formats import hf_architecture, incompatibilities
 
 
 def head_dim(architecture: Mapping[str, Any]) -> int:
@@ -191,14 +193,10 @@ def export(checkpoint: Path, architecture: Mapping[str, Any], vocab_size: int, o
 
     problems = incompatibilities(architecture)
     if problems:
-        raise ValueError(f"this model is not a LlamaForCausalLM: {'; '.join(problems)}")
+        raise ValueError(f"this model is not a {hf_architecture(architecture)}: {'; '.join(problems)}")
     model = load_megatron(checkpoint, architecture, vocab_size)
-    weights = convert_state_dict(model.state_dict(), architecture, vocab_size)
-    config = hf_config(architecture, vocab_size, rms_norm_eps=float(model.config.layernorm_epsilon),
-                       tied="lm_head.weight" not in weights, token_ids=token_ids)
-    if int(model.config.kv_channels) != config["head_dim"]:
-        raise ValueError(f"kv_channels {model.config.kv_channels} != head_dim {config['head_dim']}")
-    check_against_transformers(config, weights)
+    convert = _nemotron_h if architecture.get("architecture") == "hybrid" else _llama
+    config, weights = convert(model, architecture, vocab_size, token_ids)
     out.mkdir(parents=True, exist_ok=True)
     save_torch_state_dict(weights, out, metadata={"format": "pt"})
     (out / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
@@ -213,6 +211,27 @@ def export(checkpoint: Path, architecture: Mapping[str, Any], vocab_size: int, o
         "parameters": sum(t.numel() for t in weights.values()),
         "padded_vocab_size": int(model.state_dict()["embedding.word_embeddings.weight"].shape[0]),
     }
+
+
+def _llama(model, architecture: Mapping[str, Any], vocab_size: int,
+           token_ids: Mapping[str, int | None]) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    weights = convert_state_dict(model.state_dict(), architecture, vocab_size)
+    config = hf_config(architecture, vocab_size, rms_norm_eps=float(model.config.layernorm_epsilon),
+                       tied="lm_head.weight" not in weights, token_ids=token_ids)
+    if int(model.config.kv_channels) != config["head_dim"]:
+        raise ValueError(f"kv_channels {model.config.kv_channels} != head_dim {config['head_dim']}")
+    check_against_transformers(config, weights)
+    return config, weights
+
+
+def _nemotron_h(model, architecture: Mapping[str, Any], vocab_size: int,
+                token_ids: Mapping[str, int | None]) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    from nemotron.train import hf_nemotron_h
+
+    weights = hf_nemotron_h.convert_state_dict(model.state_dict(), architecture, vocab_size)
+    config = hf_nemotron_h.hf_config(architecture, vocab_size, token_ids=token_ids)
+    hf_nemotron_h.check_against_transformers(config, weights)
+    return config, weights
 
 
 def main(argv: list[str]) -> int:

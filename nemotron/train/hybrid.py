@@ -23,7 +23,7 @@ def stack_spec(model: ModelConfig, use_te: bool):
     if use_te:
         from megatron.core.models.mamba.mamba_layer_specs import mamba_stack_spec
 
-        return _with_conv_kernel(mamba_stack_spec, model)
+        return _with_mixer_params(mamba_stack_spec, model)
     from megatron.core.fusions.fused_bias_dropout import get_bias_dropout_add
     from megatron.core.models.backends import LocalSpecProvider
     from megatron.core.models.gpt.moe_module_specs import get_moe_module_spec
@@ -72,14 +72,16 @@ def stack_spec(model: ModelConfig, use_te: bool):
 
 
 def _mixer_params(model: ModelConfig) -> dict:
-    return {"d_conv": model.mamba_conv_kernel} if model.mamba_conv_kernel else {}
+    """The mixer's own arguments (not in TransformerConfig): conv width and expansion."""
+    params = {"d_conv": model.mamba_conv_kernel, "expand": model.mamba_expand}
+    return {key: value for key, value in params.items() if value}
 
 
-def _with_conv_kernel(spec, model: ModelConfig):
-    """Megatron-Core's TE stack spec with this model's conv width (its mixer's ``d_conv``)."""
+def _with_mixer_params(spec, model: ModelConfig):
+    """Megatron-Core's TE stack spec with this model's mixer arguments (conv width, expansion)."""
     import copy
 
-    if not model.mamba_conv_kernel:
+    if not _mixer_params(model):
         return spec
     spec = copy.deepcopy(spec)
     mixer = spec.submodules.mamba_layer.submodules.mixer

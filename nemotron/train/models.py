@@ -9,8 +9,8 @@ and a GPU is used, Megatron-Core's local modules otherwise.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -34,7 +34,18 @@ def has_transformer_engine() -> bool:
 def layer_spec(model: ModelConfig, cuda: bool):
     """The layer (GPT) or stack (hybrid) spec of ``model`` on this machine."""
     use_te = cuda and has_transformer_engine()
+    if cuda and model.architecture == "hybrid" and not _has_mamba_kernels():
+        raise UnsupportedModel(f"model {model.name!r} has Mamba-2 layers, whose GPU kernels (mamba_ssm, "
+                               "causal-conv1d) are not installed", hint="use the GPU image (docker/gpu.Dockerfile), "
+                               "which builds them")
     return hybrid.stack_spec(model, use_te) if model.architecture == "hybrid" else gpt.layer_spec(model, use_te)
+
+
+def _has_mamba_kernels() -> bool:
+    """mamba_ssm's and causal-conv1d's, or the reference ones ``cpu_compat`` put in their place."""
+    from megatron.core.ssm import mamba_mixer
+
+    return bool(mamba_mixer.HAVE_MAMBA_SSM) and mamba_mixer.causal_conv1d_fn is not None
 
 
 def megatron_config(model: ModelConfig, tp_size: int, cuda: bool, bf16: bool, layout: TrainConfig | None = None):
@@ -66,10 +77,10 @@ def build_chunks(model: ModelConfig, vocab_size: int, layout: TrainConfig, cuda:
     interleaving), each holding its stage's layers, the embedding on the first stage and the
     output layer on the last; wrapped for bf16 like :func:`build_model`.
 
-    On CPU a pipeline-parallel rank starts from exactly the weights one process would: it
-    builds the whole model once (Megatron-Core's initialization, same seed) and keeps its
-    stages' layers, so layouts can be compared step by step. On GPUs each stage initializes
-    its own layers, as Megatron-LM does (the whole model need not fit on one GPU)."""
+    On CPU a model-parallel rank (tensor, pipeline or expert parallel) starts from exactly the
+    weights one process would (:func:`_one_process_weights`), so layouts can be compared step
+    by step. On GPUs each rank initializes its own part, as Megatron-LM does (the whole model
+    need not fit on one GPU)."""
     from megatron.core import parallel_state
 
     check_supported(model, cuda)
@@ -80,21 +91,56 @@ def build_chunks(model: ModelConfig, vocab_size: int, layout: TrainConfig, cuda:
     # runs send and receive one tensor at a time.
     config.batch_p2p_comm = cuda
     spec = layer_spec(model, cuda)
-    whole = None
-    if layout.pipeline_parallel > 1 and not cuda:
-        one_stage = dataclasses.replace(megatron_config(model, tp, cuda, bf16), pipeline_model_parallel_size=1)
-        whole = _construct(one_stage, model, spec, vocab_size, tp).state_dict()
     chunks = []
     for stage in range(layout.virtual_pipeline_parallel or 1):
         vp_stage = stage if layout.virtual_pipeline_parallel else None
-        built = _construct(config, model, spec, vocab_size, tp,
-                           pre_process=parallel_state.is_pipeline_first_stage(ignore_virtual=False, vp_stage=vp_stage),
-                           post_process=parallel_state.is_pipeline_last_stage(ignore_virtual=False, vp_stage=vp_stage),
-                           vp_stage=vp_stage)
-        if whole is not None:
-            built.load_state_dict(_stage_state(built, whole))
-        chunks.append(_placed(built, config, cuda, bf16))
-    return chunks
+        chunks.append(_construct(config, model, spec, vocab_size, tp,
+                                 pre_process=parallel_state.is_pipeline_first_stage(ignore_virtual=False, vp_stage=vp_stage),
+                                 post_process=parallel_state.is_pipeline_last_stage(ignore_virtual=False, vp_stage=vp_stage),
+                                 vp_stage=vp_stage))
+    if not cuda and layout.tensor_parallel * layout.pipeline_parallel * layout.expert_parallel > 1:
+        _one_process_weights(chunks, model, vocab_size, layout)
+    return [_placed(chunk, config, cuda, bf16) for chunk in chunks]
+
+
+def _one_process_weights(chunks: list, model: ModelConfig, vocab_size: int, layout: TrainConfig) -> None:
+    """Load into ``chunks`` the weights one process builds with the same seed.
+
+    Megatron-Core initializes some parameters per part, not as slices of one whole (a Mamba
+    mixer's conv, ``A_log`` and ``dt_bias`` under tensor parallelism, each expert-parallel rank's
+    experts, each pipeline stage's layers), so every rank builds the whole model in a
+    one-process layout (model parallel 1, all ranks data-parallel replicas), saves it through
+    dist_checkpointing and loads its own part back: the resharding a checkpoint gets anyway."""
+    import shutil
+    import tempfile
+
+    from megatron.core import dist_checkpointing, parallel_state
+
+    from nemotron.train import checkpoint, cpu_compat
+
+    rank = torch.distributed.get_rank()
+    place = [tempfile.mkdtemp(prefix="nemotron-init-") if rank == 0 else None]
+    torch.distributed.broadcast_object_list(place, src=0)
+    directory = place[0]
+    parallel_state.destroy_model_parallel()
+    parallel_state.initialize_model_parallel()
+    rng = torch.get_rng_state()
+    cpu_compat.manual_seed(layout.seed, 0)
+    one = megatron_config(model, 1, False, False)
+    whole = _construct(one, model, layer_spec(model, False), vocab_size, 1)
+    dist_checkpointing.save(checkpoint.model_state([whole]), directory)
+    torch.distributed.barrier()
+    parallel_state.destroy_model_parallel()
+    parallel_state.initialize_model_parallel(
+        tensor_model_parallel_size=layout.tensor_parallel, pipeline_model_parallel_size=layout.pipeline_parallel,
+        virtual_pipeline_model_parallel_size=layout.virtual_pipeline_parallel,
+        context_parallel_size=layout.context_parallel, expert_model_parallel_size=layout.expert_parallel)
+    cpu_compat.manual_seed(layout.seed, parallel_state.get_tensor_model_parallel_rank())
+    torch.set_rng_state(rng)
+    checkpoint.load_weights(Path(directory), chunks)
+    torch.distributed.barrier()
+    if rank == 0:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def _placed(built, config, cuda: bool, bf16: bool):
@@ -105,19 +151,6 @@ def _placed(built, config, cuda: bool, bf16: bool):
 
         built = Float16Module(config, built)
     return built
-
-
-def _stage_state(built, whole: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The entries of ``whole`` for the layers ``built`` (one pipeline stage) holds: its local
-    layer i is the whole model's layer ``layer_number - 1``."""
-    global_index = {str(i): str(layer.layer_number - 1) for i, layer in enumerate(built.decoder.layers)}
-    state = {}
-    for key in built.state_dict():
-        parts = key.split(".")
-        if parts[:2] == ["decoder", "layers"]:
-            parts[2] = global_index[parts[2]]
-        state[key] = whole[".".join(parts)]
-    return state
 
 
 def unwrap(model):

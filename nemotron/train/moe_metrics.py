@@ -4,8 +4,8 @@ layer got (``expert_load``) and the busiest expert's share over an even one (``e
 
 The aux losses come from Megatron-Core's own tracker (``moe_utils``), which its routers fill;
 the shares from a hook on each router's output (its routing map). Both are summed over the
-pipeline stages (each holds its own layers) and averaged over the ranks of a stage, with
-plain all-reduces: Megatron's ``reduce_aux_losses_tracker_across_ranks`` averages with
+pipeline stages (each holds its own layers) and reduced over the ranks of a stage as Megatron's
+``reduce_aux_losses_tracker_across_ranks`` does, with plain all-reduces: it averages with
 ``ReduceOp.AVG``, which gloo does not have.
 """
 
@@ -51,15 +51,15 @@ class MoEMetrics:
 
         tracker = get_moe_layer_wise_logging_tracker()
         names = sorted(tracker)
-        routed = _summed(self.routed.to(device))
-        losses = _summed(torch.stack([tracker[name]["values"].detach().to(device, torch.float64) for name in names])
-                         if names else torch.zeros(0, self.routed.shape[0], device=device, dtype=torch.float64))
-        losses /= _ranks_per_stage()
+        routed = _summed(self.routed.to(device)) / _ranks_per_stage()
+        losses = [_reduced(tracker[name], device) for name in names]
         if self._all_layers is None:
             self._all_layers = sorted(int(i) + 1 for i in torch.nonzero(_summed(self._mine(device))).flatten())
         record: dict[str, Any] = {}
         for name, values in zip(names, losses):
             record[f"moe_{name}"] = round(float(values.sum()) / (len(self._all_layers) * micro_batches), 6)
+        # Each rank counted its own tokens (a slice of the sequence under sequence parallelism,
+        # all of them otherwise): shares come out the same either way.
         shares = [routed[layer - 1] / routed[layer - 1].sum().clamp(min=1) for layer in self._all_layers]
         record["expert_load"] = [[round(float(share), 4) for share in layer] for layer in shares]
         # The busiest expert's share over an even one (1.0: perfectly balanced), worst layer.
@@ -71,6 +71,31 @@ class MoEMetrics:
         for layer in self.moe_layers:
             flags[layer - 1] = 1
         return flags
+
+
+def _reduced(entry: dict[str, Any], device: torch.device) -> torch.Tensor:
+    """One tracked loss per layer, reduced as Megatron-Core's tracker reduces it: summed over
+    the pipeline stages and over its ``reduce_group`` (the ranks that each saw part of the
+    tokens), averaged over the data-parallel ranks unless that group holds them, and over its
+    ``avg_group``; averages as sums over the group's size (gloo has no AVG)."""
+    from megatron.core import parallel_state
+
+    values = entry["values"].detach().to(device, torch.float64)
+    if not (torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1):
+        return values.cpu()
+    torch.distributed.all_reduce(values, group=parallel_state.get_pipeline_model_parallel_group())
+    if entry.get("reduce_group") is not None:
+        torch.distributed.all_reduce(values, group=entry["reduce_group"])
+        if not entry.get("reduce_group_has_dp", False):
+            _average(values, parallel_state.get_data_parallel_group())
+    if entry.get("avg_group") is not None:
+        _average(values, entry["avg_group"])
+    return values.cpu()
+
+
+def _average(values: torch.Tensor, group) -> None:
+    torch.distributed.all_reduce(values, group=group)
+    values /= torch.distributed.get_world_size(group)
 
 
 def _summed(tensor: torch.Tensor) -> torch.Tensor:

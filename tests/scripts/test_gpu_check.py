@@ -14,8 +14,11 @@ pytestmark = pytest.mark.slow
 
 SCRIPT = REPO / "scripts" / "gpu_check.py"
 CHECKS = ("world", "model", "train", "checkpoint save", "checkpoint load", "weights after reload",
-          "optimizer state after reload", "loss of step 4 after reload", "loss of step 5 after reload")
-MEASUREMENTS = ("torch", "CUDA", "NCCL", "TransformerEngine", "megatron-core", "tokens/s", "MFU", "time")
+          "optimizer state after reload", "loss of step 4 after reload", "loss of step 5 after reload",
+          "hybrid model", "hybrid train")
+MEASUREMENTS = ("torch", "CUDA", "NCCL", "TransformerEngine", "megatron-core", "tokens/s", "MFU", "time",
+                "kernel mamba_chunk_scan_combined", "kernel causal_conv1d_fn", "kernel rmsnorm_fn (gated)",
+                "hybrid tokens/s")
 # As scripts/gpu-check.sh runs it: the script's own file, so its __main__ guard is what runs.
 RUN_SCRIPT = "import runpy, sys; sys.argv = [sys.argv[1], *sys.argv[2:]]; runpy.run_path(sys.argv[0], run_name='__main__')"
 

@@ -12,7 +12,9 @@
   holds its number (Megatron-LM);
 - a Hugging Face directory: ``config.json`` with ``model_type`` or ``architectures``, weights
   in ``*.safetensors`` (headers parsed, tensors not loaded) or ``pytorch_model*.bin``, every
-  shard of an ``*.index.json`` present; the step is ``trainer_state.json``'s ``global_step``.
+  shard of an ``*.index.json`` present; the step is ``trainer_state.json``'s ``global_step``;
+  a ``nemotron_h`` one (NemotronHForCausalLM, what a hybrid model exports to) records its
+  architecture as our model config (:func:`nemotron.train.hf_nemotron_h.architecture_from_hf`).
 """
 
 from __future__ import annotations
@@ -211,8 +213,25 @@ def _hf_directory(directory: Path) -> Checkpoint:
     info = {"hf_config": {k: config.get(k) for k in ("model_type", "architectures", "vocab_size") if k in config},
             "hf_architecture": architectures[0] if architectures else None,
             "weights": [p.name for p in safetensors_files or bin_files]}
+    if config.get("model_type") == "nemotron_h":
+        info.update(_nemotron_h_architecture(config, directory))
     links = {p.name: p for p in directory.iterdir() if p.name != "metadata.json"}
     return Checkpoint("hf", "hugging face", directory, step, source, links=links, info=info)
+
+
+def _nemotron_h_architecture(config: dict[str, Any], directory: Path) -> dict[str, Any]:
+    """``architecture`` (architecture: hybrid) of a NemotronH config.json, or nothing (with a
+    warning) when our model config cannot express it."""
+    from nemotron.schemas.model import model_config
+    from nemotron.train.hf_nemotron_h import architecture_from_hf
+
+    try:
+        architecture = architecture_from_hf(config, directory.name)
+        model_config(architecture)
+    except (ValueError, KeyError, TypeError, ConfigError) as err:
+        print(f"warning: {directory / 'config.json'}: {err}; the model's architecture is not recorded", file=sys.stderr)
+        return {}
+    return {"architecture": architecture, "architecture_source": "config.json (NemotronH, nemotron.train.hf_nemotron_h)"}
 
 
 def _check_weight_index(file: Path) -> None:

@@ -175,7 +175,7 @@ print(sorted({m.split('.')[0] for m in sys.modules} & {"torch", "megatron", "tra
     ("hf", "fake-hf:v1 is already a 'hf' checkpoint, not a Megatron one"),
     ("incomplete", "is incomplete (missing trainer.json)"),
     ("incomplete-model", "is incomplete (missing model/metadata.json)"),
-    ("gpu-only", "cannot be a LlamaForCausalLM: it is a GPU-only architecture"),
+    ("gpu-only", "cannot be a NemotronHForCausalLM: it is a GPU-only architecture"),
     ("tokenizer", "is not the one bad-tokenizer:v1 was trained with"),
     ("not-empty", "exists and is not empty; refusing to overwrite it"),
 ])

@@ -52,6 +52,27 @@ def test_pipe_runs_six_steps_with_pinned_lineage_and_a_rerun_skips_them(isolated
     assert failed.returncode == 1 and lines[-2].startswith("error: step 4/6 sft failed: parent"), failed.stderr[-2000:]
 
 
+def test_the_tiny_hybrid_pipe_trains_nemotron_h_through_every_stage_on_the_tiny_data(isolated):
+    """variant=tiny_hybrid: pretraining and SFT of nano3_tiny (Mamba-2 + attention + MoE) on
+    Megatron-Core, the SFT model exported to Hugging Face NemotronH for GRPO; the data preps
+    are the tiny pipeline's (one artifact each, shared)."""
+    done = run_cli("nano3", "pipe", "variant=tiny_hybrid", *FAST, cwd=isolated, timeout=1200)
+    assert done.returncode == 0, done.stderr[-3000:]
+    pretrained = record(isolated, "nano3-pretrain-model-tiny_hybrid")
+    assert pretrained["metadata"]["architecture"]["hybrid_override_pattern"] == "MEM*E-"
+    assert pretrained["inputs"] == ["art://nano3-pretrain-data-tiny:v1"]
+    (metrics,) = Path(pretrained["path"]).parents[1].glob("metrics.jsonl")
+    first = json.loads(metrics.read_text().splitlines()[0])
+    assert "moe_seq_load_balancing_loss" in first and len(first["expert_load"]) == 2
+    tuned = record(isolated, "nano3-sft-model-tiny_hybrid")
+    assert tuned["inputs"] == ["art://nano3-pretrain-model-tiny_hybrid:v1", "art://nano3-sft-data-tiny:v1"]
+    rl = record(isolated, "nano3-rl-model-tiny_hybrid")
+    assert rl["inputs"] == ["art://nano3-sft-model-tiny_hybrid:v1", "art://nano3-rl-data-tiny:v1"]
+    config = json.loads((Path(rl["path"]) / "config.json").read_text())
+    assert config["model_type"] == "nemotron_h"
+    assert not (isolated / "artifacts" / "nano3-pretrain-data-tiny_hybrid").exists()
+
+
 def test_overrides_for_an_unknown_step_are_refused(isolated):
     done = run_cli("nano3", "pipe", "distill:train.steps=1", cwd=isolated)
     assert done.returncode == 1 and "names no step" in done.stderr
