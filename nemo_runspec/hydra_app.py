@@ -107,9 +107,57 @@ def resolved_yaml(cfg: Any) -> str:
     return OmegaConf.to_yaml(OmegaConf.create(to_plain(cfg)))
 
 
-def dry_run(recipe: Recipe, overrides: list[str]) -> list[str]:
-    """The resolved YAML of each job the command would run; nothing is executed."""
-    return [resolved_yaml(compose(recipe, job)) for job in expand_sweeps(overrides)]
+def dry_run(recipe: Recipe, overrides: list[str]) -> tuple[list[str], list[str]]:
+    """The resolved YAML of each job the command would run, and notes on what could not be
+    resolved; nothing is executed. A value that needs an artifact the registry does not hold
+    yet (``${art:...}``, or one built on it) is shown as written, so a recipe can be read before
+    its inputs exist."""
+    from omegaconf import OmegaConf
+
+    from nemo_runspec.artifacts import setup_artifact_tracking
+
+    texts, notes = [], []
+    for job in expand_sweeps(overrides):
+        cfg = compose(recipe, job)
+        setup_artifact_tracking(cfg)
+        unresolved: dict[str, str] = {}
+        plain = _resolved_where_possible(cfg, "", unresolved)
+        texts.append(OmegaConf.to_yaml(OmegaConf.create(plain)))
+        if unresolved:
+            reason = next(iter(unresolved.values()))
+            notes.append(f"{len(unresolved)} value(s) left as written ({', '.join(unresolved)}): {reason}")
+    return texts, notes
+
+
+def _resolved_where_possible(node: Any, prefix: str, unresolved: dict[str, str]) -> Any:
+    """``node`` as plain data; an interpolation that fails on a user error (an artifact that
+    does not exist yet) stays as written and is noted in ``unresolved`` (key -> why)."""
+    from omegaconf import DictConfig, ListConfig, OmegaConf
+    from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
+
+    keys = list(node.keys()) if isinstance(node, DictConfig) else range(len(node))
+    plain: Any = {} if isinstance(node, DictConfig) else []
+    for key in keys:
+        path = f"{prefix}.{key}" if prefix else str(key)
+        try:
+            value = node[key]
+        except MissingMandatoryValue:
+            value = "???"
+        except OmegaConfBaseException as err:
+            cause = user_error(err)
+            if cause is None:
+                raise ConfigError(f"cannot resolve {path}: {_first_line(err)}") from None
+            unresolved[path] = str(cause)
+            value = node._get_node(key)._value()  # the interpolation as written
+        if isinstance(value, (DictConfig, ListConfig)):
+            value = _resolved_where_possible(value, path, unresolved)
+        elif OmegaConf.is_config(value):
+            value = OmegaConf.to_container(value)
+        if isinstance(plain, dict):
+            plain[key] = value
+        else:
+            plain.append(value)
+    return plain
 
 
 def run(

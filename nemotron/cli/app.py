@@ -37,6 +37,9 @@ def _options(
 ) -> None:
     _state["debug"] = debug
     ctx.obj = {"debug": debug}
+    from nemo_runspec.quiet import quiet_third_party
+
+    quiet_third_party(debug)
 
 
 def main() -> None:

@@ -193,8 +193,11 @@ def run_recipe(ctx: typer.Context, family: str, recipe_name: str, *, multirun: b
     if cfg is not None and cfg != "job":
         raise ConfigError(f"--cfg {cfg} is not supported", hint="use --cfg job (or --dry-run)")
     if dry_run or cfg == "job":
-        for text in hydra_app.dry_run(source, overrides):
+        texts, notes = hydra_app.dry_run(source, overrides)
+        for text in texts:
             typer.echo(text)
+        for note in notes:
+            typer.echo(f"note: {note}", err=True)
         return
     composed = hydra_app.compose_jobs(source, overrides)
     if (where := placement(run, batch, composed[0])) is not None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import sys
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -150,10 +149,11 @@ def main(argv: list[str]) -> int:
     import os
 
     from nemo_runspec.errors import run_job_file
+    from nemo_runspec.quiet import quiet_third_party
     from nemo_runspec.slurm.rendezvous import torch_env
 
     os.environ.update(torch_env())  # an srun task: accelerate reads RANK/WORLD_SIZE/LOCAL_RANK
-    warnings.filterwarnings("ignore", category=UserWarning)
+    quiet_third_party()
     return run_job_file(argv, train)
 
 

@@ -239,9 +239,11 @@ def main(argv: list[str]) -> int:
     from nemo_runspec.errors import run_job_file
     from nemo_runspec.slurm.rendezvous import single_process_env
 
+    from nemo_runspec.quiet import quiet_third_party
     from nemotron.train.megatron_warnings import silence_megatron_warnings
 
     silence_megatron_warnings()
+    quiet_third_party()
     for key, value in single_process_env().items():  # started by hand rather than by run_module
         os.environ.setdefault(key, value)
     return run_job_file(argv, _run_job)

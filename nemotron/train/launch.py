@@ -73,9 +73,11 @@ def main(argv: list[str]) -> int:
     from nemo_runspec.slurm.rendezvous import torch_env
 
     os.environ.update(torch_env())  # an srun task: its rank comes from SLURM's variables
+    from nemo_runspec.quiet import quiet_third_party
     from nemotron.train.megatron_warnings import silence_megatron_warnings
 
     silence_megatron_warnings()
+    quiet_third_party()
     from nemo_runspec.schema import validate
     from nemotron.train.loop import train
 

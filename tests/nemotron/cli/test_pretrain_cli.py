@@ -127,3 +127,15 @@ def test_model_params_prints_counts_from_the_config(isolated):
     assert "31,577,937,344" in nano3.stdout and "active per token" in nano3.stdout
     wider = run_cli("nano3", "model", "params", "model.hidden_size=128", "--vocab-size", "4096", cwd=isolated)
     assert "vocabulary 4096" in wider.stdout and "354,624" not in wider.stdout
+
+
+@pytest.mark.parametrize("flag", [["--dry-run"], ["--cfg", "job"]])
+@pytest.mark.parametrize("stage", ["pretrain", "sft"])
+def test_a_recipe_prints_before_its_data_exists_with_the_artifact_references_as_written(isolated, flag, stage):
+    done = run_cli("nano3", stage, *flag, "train.steps=3", cwd=isolated)
+    assert done.returncode == 0, done.stderr
+    assert "data:\n" in done.stdout and "${art:data," in done.stdout  # left as written
+    assert "steps: 3" in done.stdout  # everything else resolved
+    (note,) = done.stderr.strip().splitlines()
+    assert note.startswith("note: ") and f"no artifact named 'nano3-{stage}-data-tiny'" in note
+    assert not (isolated / "runs").exists() and not (isolated / "artifacts").exists()

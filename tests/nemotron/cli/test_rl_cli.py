@@ -51,6 +51,21 @@ print(model.generate(ids if not hasattr(ids, "input_ids") else ids.input_ids, ma
     assert loaded.returncode == 0 and loaded.stdout.strip().endswith("True"), loaded.stderr[-2000:]
 
 
+NOISE = ("Warning", "warnings.warn", "Loading weights", "Writing model shards", "[transformers]")
+
+
+def test_the_output_is_ours_and_debug_shows_the_libraries_again(work):
+    """RL exports the SFT model and trains with transformers and TRL: none of their warnings or
+    progress bars reach the output unless --debug asks for them."""
+    quiet = run_cli("nano3", "rl", "rl.steps=1", "run.name=quiet", cwd=work, timeout=900)
+    assert quiet.returncode == 0, quiet.stderr[-3000:]
+    assert not [noise for noise in NOISE if noise in quiet.stdout + quiet.stderr], quiet.stderr[-3000:]
+    assert "grpo step 1/1" in quiet.stdout
+    loud = run_cli("--debug", "nano3", "rl", "rl.steps=1", "run.name=loud", cwd=work, timeout=900)
+    assert loud.returncode == 0, loud.stderr[-3000:]
+    assert "FutureWarning" in loud.stderr  # transformers' own, shown again
+
+
 @pytest.mark.parametrize("args,fragment", [
     (["rl.backend=nemo_rl"], "rl.backend=nemo_rl needs NeMo-RL"),
     (["rl.backend=ppo"], "rl.backend must be one of 'trl', 'nemo_rl', got 'ppo'"),
