@@ -207,7 +207,7 @@ def _micro_firsts(start: int, accumulation: int, micro_batch_size: int) -> list[
 
 
 def _weights(chunks: list, copy: bool = True) -> dict[str, Any]:
-    from nemotron.train.models import unwrap
+    from nemotron.train.module_wrappers import unwrap
 
     return {f"{i}.{name}": _copied(p, copy) for i, chunk in enumerate(chunks)
             for name, p in unwrap(chunk).named_parameters()}
@@ -250,7 +250,8 @@ def run_checks(size: Size, cuda: bool, table: Table, workdir: Path) -> None:
     from nemotron.schemas.train import TrainConfig
     from nemotron.train import checkpoint as ckpt
     from nemotron.train import distributed, engine
-    from nemotron.train.models import build_chunks, unwrap
+    from nemotron.train.models import build_chunks
+    from nemotron.train.module_wrappers import unwrap
     from nemotron.train.param_count import count_parameters
 
     versions(table, cuda)

@@ -95,7 +95,8 @@ def model_check(table, cuda: bool, seed: int) -> None:
     from nemotron.schemas.optimizer import OptimizerConfig
     from nemotron.schemas.train import TrainConfig
     from nemotron.train import cpu_compat, distributed, engine
-    from nemotron.train.models import build_chunks, unwrap
+    from nemotron.train.models import build_chunks
+    from nemotron.train.module_wrappers import unwrap
 
     if cuda:
         fields: dict[str, Any] = OmegaConf.to_container(OmegaConf.load(REPO / "conf/model/nano3.yaml"))

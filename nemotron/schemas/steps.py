@@ -13,6 +13,7 @@ from pydantic import Field, model_validator
 from nemo_runspec.groups import ArtifactsConfig, LauncherConfig, TrackingConfig
 from nemo_runspec.schema import GroupSchema
 from nemotron.schemas.data_prep import PretrainPrepConfig, RLPrepConfig, SFTPrepConfig
+from nemotron.schemas.eval import EvalConfig
 from nemotron.schemas.model import ModelConfig
 from nemotron.schemas.optimizer import OptimizerConfig
 from nemotron.schemas.rl import RLConfig
@@ -136,3 +137,8 @@ class RLStep(StepConfig):
     data_variant: str  # the variant of the data artifacts it trains on (run.data)
     rl: RLConfig
     data: RLInputs
+
+
+class EvalStep(StepConfig):
+    data_variant: str  # the variant of the data artifacts it reads (run.data)
+    eval: EvalConfig

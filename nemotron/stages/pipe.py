@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 
 from nemo_runspec.errors import ConfigError, NemotronError
-from nemotron.stages.steps import STEPS, Step, check_groups
+from nemotron.stages.steps import PIPE_STEPS, Step, check_groups
 
 _PREFIXED = re.compile(r"^(?P<step>[a-z_]+):(?P<override>.+)$")
 
@@ -26,7 +26,7 @@ class PipeStepFailed(NemotronError):
 
 def route_overrides(overrides: list[str]) -> dict[str, list[str]]:
     """Each step's overrides: the shared ones, then those prefixed with its name."""
-    names = [step.recipe for step in STEPS]
+    names = [step.recipe for step in PIPE_STEPS]
     routed = {name: [] for name in names}
     for override in overrides:
         match = _PREFIXED.match(override)
@@ -42,12 +42,12 @@ def route_overrides(overrides: list[str]) -> dict[str, list[str]]:
 
 def steps_until(last: str | None) -> tuple[Step, ...]:
     """The steps from the first through ``last`` (all six when None)."""
-    names = [step.recipe for step in STEPS]
+    names = [step.recipe for step in PIPE_STEPS]
     if last is None:
-        return STEPS
+        return PIPE_STEPS
     if last not in names:
         raise ConfigError(f"--to {last}: no such step", hint=f"steps: {', '.join(names)}")
-    return STEPS[: names.index(last) + 1]
+    return PIPE_STEPS[: names.index(last) + 1]
 
 
 def run_pipe(family: str, overrides: list[str], *, until: str | None = None, show_progress: bool = True):
@@ -128,7 +128,7 @@ def pipe_here_or_on_slurm(family: str, overrides: list[str], *, run: str | None 
     from nemotron.recipes import recipe
     from nemotron.stages.slurm import placement
 
-    first = STEPS[0].recipe
+    first = PIPE_STEPS[0].recipe
     where = placement(run, batch, compose(recipe(family, first), route_overrides(overrides)[first]))
     if where is None:
         final = run_pipe(family, overrides, until=until)

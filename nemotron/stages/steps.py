@@ -1,7 +1,7 @@
 """The registry of steps: each recipe's task, CLI words and config schema, in pipeline order.
 
-The pipe runs them in this order, SLURM jobs run the CLI words, and the CLI registers one
-command per step from here.
+The pipe runs the pipeline's steps (``PIPE_STEPS``) in this order, SLURM jobs run the CLI
+words, and the CLI registers one command per step (``STEPS``, evaluation included) from here.
 """
 
 from __future__ import annotations
@@ -46,6 +46,10 @@ STEPS = (
     Step("rl", "nemotron.stages.rl:train_rl", ("rl",), f"{_SCHEMAS}:RLStep",
          "GRPO of run.model on the prompts of run.data (ModelArtifact, stage=rl; TRL or NeMo-RL)."),
 )
+PIPE_STEPS = STEPS
+STEPS = (*PIPE_STEPS,
+         Step("eval", "nemotron.stages.evaluate:evaluate", ("eval",), f"{_SCHEMAS}:EvalStep",
+              "Evaluate run.model on a split of run.data (EvalResultArtifact: held-out loss, perplexity)."))
 
 
 def step_named(recipe: str) -> Step:

@@ -156,7 +156,7 @@ def model_state(chunks: list) -> dict[str, Any]:
     """The sharded state of this rank's model chunks; with several (an interleaved pipeline)
     one entry per chunk. Each tensor is named and placed by its place in the whole model, so
     the same checkpoint loads into any layout."""
-    from nemotron.train.models import unwrap
+    from nemotron.train.module_wrappers import unwrap
 
     states = [unwrap(chunk).sharded_state_dict() for chunk in chunks]
     return states[0] if len(states) == 1 else {f"model{i}": state for i, state in enumerate(states)}
@@ -186,7 +186,7 @@ def load_weights(directory: Path, model) -> None:
     """The weights of a dist_checkpointing folder into ``model`` (one, or this rank's chunks)."""
     from megatron.core import dist_checkpointing
 
-    from nemotron.train.models import unwrap
+    from nemotron.train.module_wrappers import unwrap
 
     chunks = [unwrap(chunk) for chunk in (model if isinstance(model, list) else [model])]
     wanted = model_state(chunks)

@@ -41,7 +41,7 @@ def build(chunks: list, train: TrainConfig, optimizer: OptimizerConfig, bf16: bo
     from megatron.core.optimizer import get_megatron_optimizer
     from megatron.core.optimizer_param_scheduler import OptimizerParamScheduler
 
-    from nemotron.train.models import unwrap
+    from nemotron.train.module_wrappers import unwrap
 
     config = unwrap(chunks[0]).config
     ddp_config = DistributedDataParallelConfig(

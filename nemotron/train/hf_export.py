@@ -40,14 +40,7 @@ from typing import Any
 import torch
 
 from nemotron.kit.model_formats import hf_architecture, incompatibilities
-
-
-def head_dim(architecture: Mapping[str, Any]) -> int:
-    return int(architecture.get("kv_channels") or int(architecture["hidden_size"]) // int(architecture["num_attention_heads"]))
-
-
-def query_groups(architecture: Mapping[str, Any]) -> int:
-    return int(architecture.get("num_query_groups") or architecture["num_attention_heads"])
+from nemotron.train.hf_attention import head_dim, query_groups, split_qkv
 
 
 def hf_config(architecture: Mapping[str, Any], vocab_size: int, *, rms_norm_eps: float, tied: bool,
@@ -95,20 +88,6 @@ def generation_config(config: Mapping[str, Any], token_ids: Mapping[str, Any]) -
     settings = {"bos_token_id": config["bos_token_id"], "eos_token_id": stops if len(stops) > 1 else eos,
                 "pad_token_id": config["pad_token_id"]}
     return {key: value for key, value in settings.items() if value is not None}
-
-
-def split_qkv(weight: torch.Tensor, heads: int, groups: int, dim: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Megatron's fused QKV weight (rows grouped per query group) -> q, k, v projections."""
-    per_group = heads // groups
-    hidden = weight.shape[-1]
-    if heads % groups or weight.shape[0] != (heads + 2 * groups) * dim:
-        raise ValueError(f"linear_qkv has {weight.shape[0]} rows; {heads} heads in {groups} groups of "
-                         f"head_dim {dim} need {(heads + 2 * groups) * dim}")
-    grouped = weight.reshape(groups, per_group + 2, dim, hidden)
-    q = grouped[:, :per_group].reshape(heads * dim, hidden)
-    k = grouped[:, per_group].reshape(groups * dim, hidden)
-    v = grouped[:, per_group + 1].reshape(groups * dim, hidden)
-    return q.contiguous(), k.contiguous(), v.contiguous()
 
 
 def convert_state_dict(state: Mapping[str, Any], architecture: Mapping[str, Any], vocab_size: int) -> dict[str, torch.Tensor]:

@@ -84,7 +84,7 @@ def hf_config(architecture: Mapping[str, Any], vocab_size: int, *, token_ids: Ma
     The layer pattern is written both ways: ``layers_block_type`` (transformers 5) and
     ``hybrid_override_pattern`` (the released checkpoints' configs, vLLM).
     """
-    from nemotron.train.hf_export import head_dim, query_groups
+    from nemotron.train.hf_attention import head_dim, query_groups
 
     pattern = str(architecture["hybrid_override_pattern"])
     topk = int(architecture.get("moe_router_topk") or 2)
@@ -158,7 +158,7 @@ def convert_state_dict(state: Mapping[str, Any], architecture: Mapping[str, Any]
     """
     import torch
 
-    from nemotron.train.hf_export import head_dim, query_groups, split_qkv
+    from nemotron.train.hf_attention import head_dim, query_groups, split_qkv
 
     weights = {k: v for k, v in state.items() if isinstance(v, torch.Tensor) and not k.endswith("._extra_state")}
     take = weights.pop

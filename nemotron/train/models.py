@@ -19,6 +19,7 @@ from nemotron.schemas.model import ModelConfig, model_config
 from nemotron.schemas.train import TrainConfig
 from nemotron.train import gpt, hybrid
 from nemotron.train.buildable import UnsupportedModel, check_supported  # noqa: F401  (the builder's rules)
+from nemotron.train.module_wrappers import unwrap  # noqa: F401  (where callers look for it)
 from nemotron.train.param_count import padded_vocab_size
 from nemotron.train.transformer_config import transformer_config
 
@@ -151,10 +152,3 @@ def _placed(built, config, cuda: bool, bf16: bool):
 
         built = Float16Module(config, built)
     return built
-
-
-def unwrap(model):
-    """The model inside Megatron-Core's DDP and Float16Module wrappers (or the model itself)."""
-    while hasattr(model, "module"):
-        model = model.module
-    return model

@@ -22,7 +22,7 @@ class MoEMetrics:
     def __init__(self, chunks: list, num_layers: int, num_experts: int) -> None:
         from megatron.core.transformer.moe.router import TopKRouter
 
-        from nemotron.train.models import unwrap
+        from nemotron.train.module_wrappers import unwrap
 
         self.routed = torch.zeros(num_layers, num_experts, dtype=torch.float64)
         self.moe_layers: set[int] = set()  # this rank's
