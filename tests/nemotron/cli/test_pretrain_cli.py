@@ -98,9 +98,9 @@ def test_multirun_logs_one_model_version_per_learning_rate(isolated):
     (["run.data=nano3-pretrain-model-tiny:latest"], "no artifact named 'nano3-pretrain-model-tiny'"),
     (["model=nano3"], "model 'nano3' runs on GPUs only"),
     (["train.nproc_per_node=3", "train.tensor_parallel=2"], "not a multiple of train.tensor_parallel=2"),
-    (["model=nano3", "train.device=cuda"], "model 'nano3' is a hybrid architecture; this trainer builds dense GPT"),
-    (["model.activation=relu"], "model.activation='relu' (supported: swiglu, gelu)"),
-    (["+model.num_moe_experts=4"], "has num_moe_experts=4; this trainer builds dense GPT models"),
+    (["model.activation=quick_gelu"], "model.activation='quick_gelu' (supported: swiglu, silu, gelu"),
+    (["train.expert_parallel=2", "train.nproc_per_node=2"], "train.expert_parallel=2 needs a MoE model"),
+    (["+model.mtp_num_layers=1"], "multi-token prediction layers"),
 ])
 def test_bad_input_stops_before_training(isolated, args, fragment):
     prep(isolated)
