@@ -16,6 +16,9 @@ so ``torch.autograd.gradcheck`` can run on them), and returned in the dtype the 
 
 Where the kernels have a quirk that a caller could observe, the reference follows the kernel and
 says so next to the code (``seq_idx`` handling in particular).
+
+Over 400 lines on purpose: one function per kernel the mixer calls, with the shared segsum/mask helpers; they are
+imported together by cpu_compat and the GPU check, so they stay in one file.
 """
 
 from __future__ import annotations

@@ -4,6 +4,9 @@ Every reference is computed in float64 from the same inputs; the implementations
 (measured max abs errors are around 1e-6, the tolerances leave some room: ATOL = 1e-5 on O(1)
 values). The naive recurrences are deliberately the textbook form -- a python loop over time --
 so that they share no code, and no chunking, with the implementation under test.
+
+Over 400 lines on purpose: each kernel against its naive recurrence, case by case; one file per kernel would
+repeat the recurrences.
 """
 
 from __future__ import annotations
