@@ -1,8 +1,8 @@
 """Stop signals and the processes that pass them on.
 
 SIGTERM (a cancel, a preemption) and SIGUSR1 (SLURM's warning before a time limit, a profile's
-``signal = "USR1@120"``) ask training to save a checkpoint and stop; a process stopped that way
-exits with :data:`STOPPED_EXIT`. Between the user's command and the training processes sit
+``signal = "USR1@120"``) ask training to save a checkpoint and stop; the command stopped that
+way exits with :data:`STOPPED_EXIT` (its training processes exit 0 and leave a record). Between the user's command and the training processes sit
 parents (submitit's job process, the stage's driver, torchrun) that must neither die of the
 signal nor swallow it: :func:`run_passing_on_stops` runs a child and passes the first stop
 signal on. SLURM signals every process of a job step at once, so a child may get the signal

@@ -141,7 +141,9 @@ def train(job: TrainingJob, batches_for: Callable[[TrainingJob, distributed.Topo
 
 def _stop(run_dir: Path, state: ckpt.TrainerState, run: engine.Engine, topo: distributed.Topology, signum: int,
           saved: bool, metrics: MetricsLog | None) -> None:
-    """Checkpoint (unless this step just did), record why, and exit with PREEMPTED_EXIT."""
+    """Checkpoint (unless this step just did), record why, and exit 0: the record, not the
+    status, tells the driver the run stopped. A non-zero status from one task would make srun
+    (``--kill-on-bad-exit``) kill the others, rank 0 among them, before it wrote the record."""
     if not saved:
         ckpt.save(run_dir / "checkpoints", state, run.chunks, run.optimizer, distributed.rng_state(), topo.rank)
     if metrics:
@@ -149,7 +151,7 @@ def _stop(run_dir: Path, state: ckpt.TrainerState, run: engine.Engine, topo: dis
         preemption.record(run_dir, state.step, signum)
         print(f"stopped at step {state.step} on {preemption.read(run_dir)['signal']}: checkpoint saved", flush=True)
     distributed.shutdown()
-    raise SystemExit(preemption.PREEMPTED_EXIT)
+    raise SystemExit(0)
 
 
 def _micro_firsts(start: int, accumulation: int, micro_batch_size: int, topo: distributed.Topology) -> list[int]:

@@ -2,9 +2,10 @@
 or a preemption (SIGUSR1, ``--signal=USR1@<seconds>`` in a profile).
 
 Every rank finishes the step it is in; then all ranks agree (one tiny all-reduce per step, so
-a signal that reached only some ranks stops all of them at the same step), save a checkpoint
-and exit with :data:`PREEMPTED_EXIT`. The same command resumes from that checkpoint, so a
-stopped run ends as an uninterrupted one would.
+a signal that reached only some ranks stops all of them at the same step), save a checkpoint;
+rank 0 records the stop in :data:`PREEMPTED_FILE`, and every rank then exits 0. The driver
+reads the record and exits with ``STOPPED_EXIT`` (75). The same command resumes from that
+checkpoint, so a stopped run ends as an uninterrupted one would.
 """
 
 from __future__ import annotations
@@ -13,9 +14,8 @@ import json
 import signal
 from pathlib import Path
 
-from nemo_runspec.stop_signals import STOP_SIGNALS, STOPPED_EXIT
+from nemo_runspec.stop_signals import STOP_SIGNALS
 
-PREEMPTED_EXIT = STOPPED_EXIT
 PREEMPTED_FILE = "preempted.json"  # rank 0 writes it: the step and the signal it stopped on
 # Torch-free: the stage step (the driver) reads PREEMPTED_FILE.
 
