@@ -39,3 +39,15 @@ def slurm_cluster():
     if started.returncode != 0:
         pytest.fail(f"the local SLURM cluster did not start:\n{started.stdout[-2000:]}\n{started.stderr[-2000:]}")
     return "cpu"
+
+
+@pytest.fixture(scope="session")
+def default_pipe(tmp_path_factory):
+    """`nemotron nano3 pipe` on its default (tiny) settings, once per session, in a directory of
+    its own: the learning test reads its evaluations, the pipe test its lineage and reruns."""
+    from helpers import run_cli
+
+    work = tmp_path_factory.mktemp("default-pipe")
+    done = run_cli("nano3", "pipe", cwd=work, timeout=1200)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return work, done

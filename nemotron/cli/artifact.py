@@ -1,4 +1,4 @@
-"""``nemotron artifact ...``: list, show, lineage, alias and verify registry entries."""
+"""``nemotron artifact ...``: list, show, lineage, alias and verify registry entries; report a model's chain."""
 
 from __future__ import annotations
 
@@ -119,6 +119,24 @@ def verify(root: Path | None = _ROOT) -> None:
         raise CorruptRecordError(f"registry {registry.root} has {len(problems)} problem(s)", hint="see the lines above")
     count = sum(registry.latest_version(n) for n in registry.names())
     typer.echo(f"registry {registry.root}: {len(registry.names())} names, {count} versions, all valid")
+
+
+@app.command()
+def report(
+    ref: str = typer.Argument(..., help="NAME[:VERSION] of a ModelArtifact, e.g. nano3-rl-model-tiny:latest"),
+    out: Path | None = typer.Option(None, "--out", help="Directory for report.png and report.html "
+                                                        "(default: reports/NAME-vVERSION)."),
+    root: Path | None = _ROOT,
+) -> None:
+    """A model and its parents: loss and reward curves and every evaluation, as a table, a PNG and a page."""
+    from nemotron.stages import report as reporting
+
+    chain = reporting.collect(_tracking(root), ref)
+    final = chain.final.record
+    png, page = reporting.write_report(chain, out or Path("reports") / f"{final.name}-v{final.version}")
+    _console().print(reporting.table(chain))
+    typer.echo(f"report: {png}")
+    typer.echo(f"page: {page}")
 
 
 def _compact(value) -> str:

@@ -7,6 +7,7 @@ Every stage command takes Hydra overrides verbatim after its options, ``-m`` for
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import typer
 
@@ -68,10 +69,12 @@ def family_app(family: str) -> typer.Typer:
         batch: str | None = _BATCH,
         to: str | None = typer.Option(None, "--to", metavar="STEP", help="Stop after this step (e.g. pretrain)."),
     ) -> None:
-        """The whole tiny-to-full pipeline: 3 data preps and 3 trainings, then the final lineage.
+        """The whole tiny-to-full pipeline: 3 data preps, 3 trainings and an evaluation after each,
+        then the final lineage, a table of each model's evaluations and the report picture.
 
-        Overrides apply to every step, or to one with its name as a prefix (pretrain:train.steps=20).
-        With a SLURM profile every step is its own job, started when the one before completed."""
+        Overrides apply to every step, or to one with its name as a prefix (pretrain:train.steps=20,
+        eval_sft:eval.samples=0). With a SLURM profile every step is its own job, started when the
+        one before completed."""
         from rich.console import Console
 
         from nemo_runspec import lineage
@@ -81,7 +84,16 @@ def family_app(family: str) -> typer.Typer:
         if outcome.final is None:  # --batch: the job ids, for scripts
             typer.echo(" ".join(job.job_id for job in outcome.jobs))
             return
-        Console().print(lineage.to_rich_tree(lineage.ancestors(outcome.tracking, outcome.final)))
+        console = Console()
+        console.print(lineage.to_rich_tree(lineage.ancestors(outcome.tracking, outcome.final)))
+        final = outcome.tracking.resolve(outcome.final)
+        if final.type == "ModelArtifact":
+            from nemotron.stages import report
+
+            chain = report.collect(outcome.tracking, outcome.final)
+            png, page = report.write_report(chain, Path("reports") / f"{final.name}-v{final.version}")
+            console.print(report.table(chain))
+            typer.echo(f"report: {png}\npage: {page}")
 
     model_app = typer.Typer(help="Model sizes and checkpoints.", no_args_is_help=True)
     app.add_typer(model_app, name="model")

@@ -108,7 +108,9 @@ def train(job: dict[str, Any]) -> dict[str, Any]:
     records = _metrics(trainer.state.log_history, [f.__name__ for f in functions])
     (run_dir / METRICS_FILE).write_text("".join(json.dumps(r) + "\n" for r in records))
     last = records[-1] if records else {}
+    spread = [r["groups_with_advantage"] for r in records if "groups_with_advantage" in r]
     result = {"step": int(trainer.state.global_step), "final_reward": last.get("reward"), "final_kl": last.get("kl"),
+              "groups_with_advantage": sum(spread) / len(spread) if spread else None,
               "final_loss": last.get("loss"), "policy": str(policy), "processes": trainer.accelerator.num_processes,
               "plot": str(plot_loss(run_dir, REWARD_SERIES, "reward.png", "value"))}
     (run_dir / RESULT_FILE).write_text(json.dumps(result, indent=1))
@@ -122,8 +124,10 @@ def _one_line_per_step(trainer, steps: int) -> None:
     class StepLine(TrainerCallback):
         def on_log(self, args, state, control, logs=None, **kwargs):
             if logs and "reward" in logs and state.is_world_process_zero:
+                varied = 1.0 - logs.get("frac_reward_zero_std", 1.0)
                 print(f"grpo step {state.global_step}/{steps}: reward {logs['reward']:.4f}  "
-                      f"kl {logs.get('kl', 0.0):.5f}  loss {logs.get('loss', 0.0):.4f}", flush=True)
+                      f"kl {logs.get('kl', 0.0):.5f}  loss {logs.get('loss', 0.0):.4f}  "
+                      f"groups with advantage {varied:.0%}", flush=True)
 
     trainer.remove_callback(PrinterCallback)
     trainer.add_callback(StepLine())
@@ -137,6 +141,8 @@ def _metrics(history: list[dict[str, Any]], reward_names: list[str]) -> list[dic
             continue
         record = {"step": int(entry["step"]), "reward": float(entry["reward"]), "kl": float(entry.get("kl", 0.0)),
                   "loss": float(entry.get("loss", 0.0)), "lr": float(entry.get("learning_rate", 0.0))}
+        if "frac_reward_zero_std" in entry:  # groups whose completions all scored alike: no advantage, no update
+            record["groups_with_advantage"] = 1.0 - float(entry["frac_reward_zero_std"])
         for name in reward_names:
             key = f"rewards/{name}/mean"
             if key in entry:

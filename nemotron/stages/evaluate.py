@@ -1,10 +1,15 @@
 """Evaluation step: a ModelArtifact on a split of a data artifact -> EvalResultArtifact.
 
-``eval=loss``: the held-out loss of a Megatron checkpoint (any architecture the trainer builds)
-on a PretrainBlendsArtifact's ``valid`` or ``test`` split, in a child process
-(``nemotron.train.evaluate``) so that Megatron's process-wide state never outlives it. The
-model and data versions are pinned as the result's inputs; the same evaluation again returns
-the logged result.
+- ``eval=loss``: the held-out loss of a Megatron checkpoint (any architecture the trainer
+  builds) on a PretrainBlendsArtifact's ``valid`` or ``test`` split, in a child process
+  (``nemotron.train.evaluate``) so that Megatron's process-wide state never outlives it.
+- ``eval=accuracy``: a chat model's answers to a SplitJsonlDataArtifact's ``val`` or ``test``
+  prompts, scored with RL's rewards, and its format rate, in a child process
+  (``nemotron.rl.generate_eval``). A Megatron checkpoint is exported to Hugging Face format in
+  the result's directory first (not logged: the result's input is the checkpoint itself).
+
+The model and data versions are pinned as the result's inputs; the same evaluation again
+returns the logged result.
 """
 
 from __future__ import annotations
@@ -13,19 +18,25 @@ import json
 import math
 from typing import Any
 
+from omegaconf import OmegaConf
+
 from nemo_runspec.errors import ConfigError
 from nemotron.kit.artifacts import EvalResultArtifact
 from nemotron.schemas.steps import EvalStep
 from nemotron.stages.step import Input, Output, Produced, receive, run_step, write_resolved_config
 
-INPUTS = (Input("model", "ModelArtifact", "a model a training step logged"),
-          Input("data", "PretrainBlendsArtifact", "the output of `data prep pretrain`"))
+MODEL = Input("model", "ModelArtifact", "a model a training step logged")
+INPUTS = {"loss": (MODEL, Input("data", "PretrainBlendsArtifact", "the output of `data prep pretrain`")),
+          "accuracy": (MODEL, Input("data", "SplitJsonlDataArtifact", "the output of `data prep rl`"))}
 RESULT_FILE = "eval.json"
 
 
 def evaluate(cfg: Any, *, show_progress: bool = True):
-    step = receive(cfg, EvalStep, "evaluation", INPUTS)
+    kind = OmegaConf.select(cfg, "eval.kind")
+    step = receive(cfg, EvalStep, "evaluation", INPUTS.get(kind, INPUTS["loss"]))
     config, (model, data) = step.typed, step.inputs
+    if config.eval.kind == "accuracy":
+        return _accuracy(step, model, data, show_progress)
     check_inputs(model, data, config.eval.split)
 
     def produce(output: Output) -> Produced:
@@ -53,10 +64,55 @@ def evaluate(cfg: Any, *, show_progress: bool = True):
         return Produced(artifact, f"{config.eval.split} loss {result['loss']:.4f} (perplexity "
                                   f"{artifact.perplexity:.1f}) of {which} over {result['tokens']} tokens")
 
+    return _run(step, model, data, produce)
+
+
+def _run(step, model, data, produce):
+    config = step.typed
     return run_step(step.tracking, EvalResultArtifact, config.run.name, root=config.eval.output_root,
                     identity={"eval": {k: v for k, v in step.plain["eval"].items() if k not in ("device", "output_root")},
                               "inputs": [model.uri, data.uri]},
                     marker=RESULT_FILE, produce=produce, what="evaluation")
+
+
+def _accuracy(step, model, data, show_progress: bool):
+    evaluation = step.typed.eval
+    prompts = check_prompts(data, evaluation.split)
+
+    def produce(output: Output) -> Produced:
+        from nemotron.train.child_process import run_module
+
+        output.directory.mkdir(parents=True, exist_ok=True)
+        write_resolved_config(output.directory, step.plain)
+        from nemotron.stages.export import hugging_face_directory
+
+        job = {"model": str(hugging_face_directory(model, output.directory / "hf")), "prompts": prompts, "split": evaluation.split,
+               "eval": step.plain["eval"], "out": str(output.directory), "result": str(output.directory / RESULT_FILE),
+               "show_progress": show_progress}
+        (output.directory / "job.json").write_text(json.dumps(job, indent=1), encoding="utf-8")
+        result = run_module("nemotron.rl.generate_eval", [output.directory / "job.json"],
+                            result=output.directory / RESULT_FILE, what="the evaluation")
+        artifact = EvalResultArtifact(
+            path=output.directory, evaluation="accuracy", model=model.uri, data=data.uri, split=evaluation.split,
+            accuracy=result["accuracy"], format_rate=result["format_rate"], rewards=result["rewards"],
+            prompts=result["prompts"], samples=evaluation.samples, pass_at_k=result.get("pass_at_k"),
+            sampled_accuracy=result.get("sampled_accuracy"),
+            metadata={"config": step.plain, "model_step": model.fields.get("step"), "completions": result["completions"]})
+        passes = f", pass@{evaluation.samples} {result['pass_at_k']:.1%}" if evaluation.samples else ""
+        return Produced(artifact, f"{evaluation.split} accuracy {result['accuracy']:.1%}, ends its turn "
+                                  f"{result['format_rate']:.1%}{passes} of {model.ref} over {result['prompts']} prompts")
+
+    return _run(step, model, data, produce)
+
+
+def check_prompts(data, split: str) -> str:
+    """The JSONL of a split that holds prompts; a one-line error otherwise."""
+    path, count = data.fields.get(f"{split}_path"), int(data.fields.get(f"{split}_count") or 0)
+    if not path or not count:
+        held = ", ".join(name for name in ("train", "val", "test") if data.fields.get(f"{name}_count")) or "none"
+        raise ConfigError(f"{data.ref} has no {split!r} prompts (splits with prompts: {held})",
+                          hint="choose eval.split among them, or prepare the data with a held-out split")
+    return str(path)
 
 
 def check_inputs(model, data, split: str) -> None:

@@ -92,6 +92,16 @@ def export_hf(source: str, out: str | os.PathLike[str], *, name: str | None = No
     return artifact
 
 
+def hugging_face_directory(record, target: Path) -> Path:
+    """A Hugging Face directory of the model ``record``: its own when it is one, else its export
+    into ``target`` (made once; a step's own copy, not logged)."""
+    if record.fields.get("format") == "hf":
+        return Path(record.path)
+    if not (target / "config.json").is_file():
+        export_to_directory(record, target)
+    return target
+
+
 def export_to_directory(record, out: Path, *, tokenizer: str | None = None, tracking=None) -> dict[str, Any]:
     """Convert the checked Megatron model ``record`` into a new ``out``; nothing is logged.
 

@@ -41,7 +41,9 @@ def train_rl(cfg: Any, *, show_progress: bool = True) -> ModelArtifact:
     def produce(output: Output) -> Produced[ModelArtifact]:
         directory = output.directory
         directory.mkdir(parents=True, exist_ok=True)
-        policy = _initial_policy(parent, directory)
+        from nemotron.stages.export import hugging_face_directory
+
+        policy = hugging_face_directory(parent, directory / "initial-policy")
         job = {"run_dir": str(directory), "policy": str(policy), "data": plain["data"], "rl": plain["rl"]}
         (directory / "job.json").write_text(json.dumps(job, indent=1), encoding="utf-8")
         result = _run_nemo_rl(job, directory) if rl.backend == "nemo_rl" else _run_trl(directory, rl.nproc_per_node)
@@ -51,11 +53,13 @@ def train_rl(cfg: Any, *, show_progress: bool = True) -> ModelArtifact:
             metadata={"run_dir": str(directory), "backend": rl.backend,
                       "processes": result.get("processes", 1), "final_reward": result.get("final_reward"),
                       "final_kl": result.get("final_kl"), "metrics": str(directory / "metrics.jsonl"),
+                      "groups_with_advantage": result.get("groups_with_advantage"),
                       "reward_plot": result.get("plot"), "architecture": parent.metadata.get("architecture"),
                       "tokenizer_sha256": parent.metadata.get("tokenizer_sha256"), "config": plain},
         )
-        return Produced(artifact, f"{artifact.step} GRPO steps, mean reward {result.get('final_reward')}, "
-                                  f"KL {result.get('final_kl')}")
+        return Produced(artifact, f"{artifact.step} GRPO steps, last reward {_shown(result.get('final_reward'))}, "
+                                  f"KL {_shown(result.get('final_kl'), 5)}, groups with advantage "
+                                  f"{_shown(result.get('groups_with_advantage'), percent=True)}")
 
     return run_step(step.tracking, ModelArtifact, step.typed.run.name, root=rl.output_root, identity={
         "rl": {k: v for k, v in plain["rl"].items() if k not in EXECUTION_KEYS},
@@ -63,15 +67,10 @@ def train_rl(cfg: Any, *, show_progress: bool = True) -> ModelArtifact:
     }, marker=RESULT_FILE, produce=produce, what="run")
 
 
-def _initial_policy(parent, directory: Path) -> Path:
-    if parent.fields.get("format") == "hf":
-        return Path(parent.path)
-    from nemotron.stages.export import export_to_directory
-
-    target = directory / "initial-policy"
-    if not (target / "config.json").is_file():
-        export_to_directory(parent, target)
-    return target
+def _shown(value, digits: int = 4, percent: bool = False) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.0%}" if percent else f"{value:.{digits}f}"
 
 
 def _run_trl(directory: Path, nproc: int) -> dict[str, Any]:

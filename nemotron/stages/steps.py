@@ -1,7 +1,8 @@
 """The registry of steps: each recipe's task, CLI words and config schema, in pipeline order.
 
-The pipe runs the pipeline's steps (``PIPE_STEPS``) in this order, SLURM jobs run the CLI
-words, and the CLI registers one command per step (``STEPS``, evaluation included) from here.
+The CLI registers one command per step (``STEPS``) and SLURM jobs run its words. The pipe runs
+``PIPE_STEPS``: the six stages in order, with an evaluation after each training (the ``eval``
+step under a name of its own, pointed at the model the training before it logged).
 """
 
 from __future__ import annotations
@@ -46,10 +47,52 @@ STEPS = (
     Step("rl", "nemotron.stages.rl:train_rl", ("rl",), f"{_SCHEMAS}:RLStep",
          "GRPO of run.model on the prompts of run.data (ModelArtifact, stage=rl; TRL or NeMo-RL)."),
 )
-PIPE_STEPS = STEPS
-STEPS = (*PIPE_STEPS,
+STEPS = (*STEPS,
          Step("eval", "nemotron.stages.evaluate:evaluate", ("eval",), f"{_SCHEMAS}:EvalStep",
-              "Evaluate run.model on a split of run.data (EvalResultArtifact: held-out loss, perplexity)."))
+              "Evaluate run.model on a split of run.data (EvalResultArtifact: held-out loss and perplexity, "
+              "or accuracy and format rate with eval=accuracy)."))
+
+
+@dataclass(frozen=True)
+class PipeStep:
+    """A step of the pipe: a registered step under the pipe's ``name`` for it, with overrides
+    of its own, and inputs (``run.<key>``) pinned to what earlier pipe steps logged."""
+
+    name: str
+    step: Step
+    overrides: tuple[str, ...] = ()
+    inputs: tuple[tuple[str, str], ...] = ()  # (run key, name of the pipe step whose artifact it reads)
+
+    @property
+    def recipe(self) -> str:
+        return self.step.recipe
+
+    @property
+    def command(self) -> tuple[str, ...]:
+        return self.step.command
+
+    def function(self) -> Callable[..., Any]:
+        return self.step.function()
+
+
+def _pipe_steps() -> tuple[PipeStep, ...]:
+    named = {step.recipe: step for step in STEPS}
+
+    def evaluation(name: str, kind: str, model: str, data: str, *extra: str) -> PipeStep:
+        return PipeStep(name, named["eval"], (f"eval={kind}", f"run.name=${{family}}-{name.replace('_', '-')}-${{variant}}",
+                                              *extra), (("model", model), ("data", data)))
+
+    return (PipeStep("data_prep_pretrain", named["data_prep_pretrain"]), PipeStep("pretrain", named["pretrain"]),
+            evaluation("eval_initial", "loss", "pretrain", "data_prep_pretrain", "eval.weights=initial"),
+            evaluation("eval_pretrain", "loss", "pretrain", "data_prep_pretrain"),
+            PipeStep("data_prep_sft", named["data_prep_sft"]), PipeStep("sft", named["sft"]),
+            PipeStep("data_prep_rl", named["data_prep_rl"]),
+            evaluation("eval_sft", "accuracy", "sft", "data_prep_rl"),
+            PipeStep("rl", named["rl"]),
+            evaluation("eval_rl", "accuracy", "rl", "data_prep_rl"))
+
+
+PIPE_STEPS = _pipe_steps()
 
 
 def step_named(recipe: str) -> Step:

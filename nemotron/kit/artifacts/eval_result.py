@@ -9,7 +9,7 @@ from pydantic import Field
 from nemo_runspec.artifacts.base import Artifact
 from nemotron.kit.artifacts.common import NonNegativeInt
 
-Evaluation = Literal["loss"]
+Evaluation = Literal["loss", "accuracy"]
 
 
 class EvalResultArtifact(Artifact):
@@ -25,6 +25,14 @@ class EvalResultArtifact(Artifact):
     perplexity: float | None = None
     tokens: NonNegativeInt | None = None
     sequences: NonNegativeInt | None = None
+    accuracy: float | None = Field(None, description="share of prompts whose greedy completion the first reward scores 1")
+    format_rate: float | None = Field(None, description="share of greedy completions that end the turn with the "
+                                                        "chat template's end-of-turn token")
+    rewards: dict[str, float] | None = Field(None, description="mean of each reward function over the greedy completions")
+    prompts: NonNegativeInt | None = None
+    samples: NonNegativeInt | None = Field(None, description="sampled completions per prompt besides the greedy one")
+    pass_at_k: float | None = Field(None, description="share of prompts with a correct one among the samples")
+    sampled_accuracy: float | None = None
 
     def get_input_uris(self) -> list[str]:
         return [self.model, self.data]

@@ -45,7 +45,7 @@ def test_tiny_prep_logs_a_typed_artifact_with_lineage_and_config(isolated):
     assert art.split_sequences["valid"] > 0 and art.num_shards >= 3
     assert art.blend_path == art.path / "blend.json" and art.blend_path.is_file()
     assert art.tokenizer.vocab_size == 2048 and len(art.tokenizer.sha256) == 64
-    assert {s.name for s in art.sources} == {"python-docs", "python-docstrings", "gettysburg"}
+    assert {s.name for s in art.sources} == {"python-docs", "python-docstrings", "sums", "gettysburg"}
     assert all(len(s.sha256) == 64 and s.num_bytes > 0 for s in art.sources)
     assert art.metadata["config"]["data_prep"]["shards_per_dataset"] == 2
     assert art.metadata["tokens_per_s"] > 0 and art.metadata["skipped"] == {}

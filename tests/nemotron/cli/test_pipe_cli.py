@@ -1,4 +1,5 @@
-"""``nemotron <family> pipe``: the six steps end to end on tiny configs, lineage checked."""
+"""``nemotron <family> pipe``: the six stages and the four evaluations end to end on tiny configs,
+lineage checked, the table and the report picture printed."""
 
 import json
 from pathlib import Path
@@ -7,7 +8,7 @@ import pytest
 
 from helpers import run_cli
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]  # whole pipes, evaluations included
 FAST = ["pretrain:train.steps=6", "pretrain:train.checkpoint_interval=0", "sft:train.steps=4",
         "sft:train.checkpoint_interval=0", "rl:rl.steps=2"]
 NAMES = ["nano3-pretrain-data-tiny", "nano3-pretrain-model-tiny", "nano3-sft-data-tiny", "nano3-sft-model-tiny",
@@ -18,10 +19,9 @@ def record(work: Path, name: str, version: int = 1) -> dict:
     return json.loads((work / "artifacts" / name / "versions" / f"v{version}.json").read_text())
 
 
-def test_pipe_runs_six_steps_with_pinned_lineage_and_a_rerun_skips_them(isolated):
-    done = run_cli("nano3", "pipe", *FAST, cwd=isolated, timeout=1200)
-    assert done.returncode == 0, done.stderr[-3000:]
-    records = {name: record(isolated, name) for name in NAMES}
+def test_pipe_runs_its_steps_and_evaluations_with_pinned_lineage_and_a_rerun_skips_them(default_pipe):
+    work, done = default_pipe  # the default settings' pipe, which the learning test reads too
+    records = {name: record(work, name) for name in NAMES}
     assert [records[n]["type"] for n in NAMES] == ["PretrainBlendsArtifact", "ModelArtifact", "SFTDataArtifact",
                                                    "ModelArtifact", "SplitJsonlDataArtifact", "ModelArtifact"]
     assert [records[n]["fields"]["stage"] for n in NAMES[1::2]] == ["pretrain", "sft", "rl"]
@@ -31,8 +31,18 @@ def test_pipe_runs_six_steps_with_pinned_lineage_and_a_rerun_skips_them(isolated
     assert records["nano3-rl-model-tiny"]["inputs"] == [uri("nano3-sft-model-tiny"), uri("nano3-rl-data-tiny")]
     assert any(i.endswith("samples/pretrain/python_docs.jsonl") for i in records["nano3-pretrain-data-tiny"]["inputs"])
     assert "nano3-pretrain-data-tiny:v1" in done.stdout.split("made from")[-1]  # the printed lineage tree
+    evaluations = {name: record(work, f"nano3-eval-{name}-tiny") for name in ("initial", "pretrain", "sft", "rl")}
+    assert [e["inputs"] for e in evaluations.values()] == [
+        [uri("nano3-pretrain-model-tiny"), uri("nano3-pretrain-data-tiny")],
+        [uri("nano3-pretrain-model-tiny"), uri("nano3-pretrain-data-tiny")],
+        [uri("nano3-sft-model-tiny"), uri("nano3-rl-data-tiny")], [uri("nano3-rl-model-tiny"), uri("nano3-rl-data-tiny")]]
+    assert evaluations["initial"]["fields"]["weights"] == "initial"
+    assert evaluations["pretrain"]["fields"]["loss"] < evaluations["initial"]["fields"]["loss"]
+    assert "evaluations along its chain" in done.stdout
+    assert "report: reports/nano3-rl-model-tiny-v1/report.png" in done.stdout
+    assert (work / "reports" / "nano3-rl-model-tiny-v1" / "report.html").is_file()
 
-    mermaid = run_cli("artifact", "lineage", "nano3-rl-model-tiny", "--format", "mermaid", cwd=isolated).stdout
+    mermaid = run_cli("artifact", "lineage", "nano3-rl-model-tiny", "--format", "mermaid", cwd=work).stdout
     assert mermaid.count("subgraph ") == 3 and mermaid.count("<br/>") == 6
     for stage in ("Stage 0: Pretraining", "Stage 1: SFT", "Stage 2: RL"):
         assert stage in mermaid
@@ -43,13 +53,13 @@ def test_pipe_runs_six_steps_with_pinned_lineage_and_a_rerun_skips_them(isolated
                      ("nano3-sft-model-tiny", "nano3-rl-model-tiny")]:
         assert f"{ids[src]} --> {ids[dst]}" in mermaid
 
-    again = run_cli("nano3", "pipe", *FAST, cwd=isolated, timeout=600)
-    assert again.returncode == 0 and again.stdout.count("nothing to do") == 6, again.stderr[-2000:]
-    assert all(not (isolated / "artifacts" / n / "versions" / "v2.json").exists() for n in NAMES)
+    again = run_cli("nano3", "pipe", cwd=work, timeout=600)
+    assert again.returncode == 0 and again.stdout.count("nothing to do") == 10, again.stderr[-2000:]
+    assert all(not (work / "artifacts" / n / "versions" / "v2.json").exists() for n in NAMES)
 
-    failed = run_cli("nano3", "pipe", *FAST, "sft:model.hidden_size=128", cwd=isolated, timeout=600)
+    failed = run_cli("nano3", "pipe", "sft:model.hidden_size=128", cwd=work, timeout=600)
     lines = failed.stderr.strip().splitlines()
-    assert failed.returncode == 1 and lines[-2].startswith("error: step 4/6 sft failed: parent"), failed.stderr[-2000:]
+    assert failed.returncode == 1 and lines[-2].startswith("error: step 6/10 sft failed: parent"), failed.stderr[-2000:]
 
 
 def test_the_tiny_hybrid_pipe_trains_nemotron_h_through_every_stage_on_the_tiny_data(isolated):

@@ -36,7 +36,7 @@ def test_pretrain_logs_a_model_with_pinned_data_lineage_checkpoint_metrics_and_p
     assert model["type"] == "ModelArtifact" and model["inputs"] == ["art://nano3-pretrain-data-tiny:v1"]
     fields, meta = model["fields"], model["metadata"]
     assert fields["stage"] == "pretrain" and fields["step"] == 12 and fields["format"] == "megatron"
-    assert fields["tokens_seen"] == 12 * 4 * 128 and 0 < fields["final_loss"] < 7.7
+    assert fields["tokens_seen"] == 12 * 16 * 128 and 0 < fields["final_loss"] < 7.7
     checkpoint = Path(model["path"])
     assert checkpoint.name == "iter_0000012" and (checkpoint / "model" / "metadata.json").is_file()
     assert json.loads((checkpoint / "trainer.json").read_text())["step"] == 12
@@ -47,7 +47,7 @@ def test_pretrain_logs_a_model_with_pinned_data_lineage_checkpoint_metrics_and_p
     assert "val_loss" in rows[5] and "val_loss" in rows[11]
     assert losses(run_dir)[-1] < losses(run_dir)[0]
     assert Path(meta["loss_plot"]).read_bytes()[:4] == b"\x89PNG"
-    assert meta["config"]["optimizer"]["lr"] == 3e-3 and meta["config"]["run"]["data"].endswith(":latest")
+    assert meta["config"]["optimizer"]["lr"] == 1e-2 and meta["config"]["run"]["data"].endswith(":latest")
 
 
 def test_killed_run_resumes_from_the_last_complete_checkpoint_bit_for_bit(isolated, tmp_path):

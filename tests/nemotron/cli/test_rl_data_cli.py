@@ -7,10 +7,11 @@ import pytest
 from helpers import REPO, run_cli
 
 SAMPLES = REPO / "nemotron" / "data" / "samples" / "rl"
+SHAPES = "data_prep/rl=shapes"  # the samples of every record shape (the tiny default is the sums task alone)
 
 
 def test_rl_prep_logs_a_typed_artifact_whose_train_path_resolves(isolated):
-    done = run_cli("nano3", "data", "prep", "rl", cwd=isolated)
+    done = run_cli("nano3", "data", "prep", "rl", SHAPES, cwd=isolated)
     assert done.returncode == 0, done.stderr
     from nemo_runspec.artifacts import setup_artifact_tracking
     from nemotron.kit import SplitJsonlDataArtifact
@@ -39,24 +40,24 @@ def test_rl_prep_logs_a_typed_artifact_whose_train_path_resolves(isolated):
     assert row["responses_create_params"]["input"] == row["messages"]
     assert row["extra_env_info"]["ground_truth"] == row["expected_answer"]
 
-    shown = run_cli("nano3", "data", "prep", "rl", "--dry-run", "+run.data=nano3-rl-data-tiny:latest",
+    shown = run_cli("nano3", "data", "prep", "rl", SHAPES, "--dry-run", "+run.data=nano3-rl-data-tiny:latest",
                     "+x=${art:data,train_path}", cwd=isolated)
     assert shown.returncode == 0, shown.stderr
     assert f"x: {art.train_path}" in shown.stdout
-    again = run_cli("nano3", "data", "prep", "rl", cwd=isolated)
+    again = run_cli("nano3", "data", "prep", "rl", SHAPES, cwd=isolated)
     assert again.returncode == 0 and "already holds this output" in again.stdout
     assert not (isolated / "artifacts" / "nano3-rl-data-tiny" / "versions" / "v2.json").exists()
 
     # An older version holds the first output: going back to its settings logs nothing new.
-    other = run_cli("nano3", "data", "prep", "rl", "data_prep.seed=5", cwd=isolated)
+    other = run_cli("nano3", "data", "prep", "rl", SHAPES, "data_prep.seed=5", cwd=isolated)
     assert other.returncode == 0 and "logged nano3-rl-data-tiny:v2" in other.stdout, other.stderr
-    back = run_cli("nano3", "data", "prep", "rl", cwd=isolated)
+    back = run_cli("nano3", "data", "prep", "rl", SHAPES, cwd=isolated)
     assert back.returncode == 0 and "nano3-rl-data-tiny:v1 already holds this output" in back.stdout, back.stdout
     assert not (isolated / "artifacts" / "nano3-rl-data-tiny" / "versions" / "v3.json").exists()
 
 
 def test_counts_on_the_command_line_and_an_artifact_as_input(isolated):
-    done = run_cli("super3", "data", "prep", "rl", "data_prep.splits={val: 20, test: 10}", cwd=isolated)
+    done = run_cli("super3", "data", "prep", "rl", SHAPES, "data_prep.splits={val: 20, test: 10}", cwd=isolated)
     assert done.returncode == 0, done.stderr
     record = json.loads((isolated / "artifacts/super3-rl-data-tiny/versions/v1.json").read_text())
     assert record["type"] == "SplitJsonlDataArtifact"
@@ -73,7 +74,7 @@ def test_counts_on_the_command_line_and_an_artifact_as_input(isolated):
 
 
 @pytest.mark.parametrize("args,fragment", [
-    (["data_prep.splits={val: 300, test: 100}"], "asks for 300 val + 100 test prompts"),
+    (["data_prep.splits={val: 500, test: 200}"], "asks for 500 val + 200 test prompts"),
     (["data_prep.splits={train: 1, val: 0.5}"], "with train given, every split must be a ratio"),
     (["data_prep.splits={val: 1.5}"], "data_prep.splits.val=1.5 is a fraction above 1"),
     (["data_prep.on_error=ignore"], "data_prep.on_error must be one of 'fail', 'skip', got"),

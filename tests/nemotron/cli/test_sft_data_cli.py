@@ -25,7 +25,7 @@ def test_sft_prep_logs_a_typed_artifact_whose_pack_size_resolves(isolated):
     assert meta["packing_factor"] == pytest.approx(art.num_sequences / art.num_packs, abs=1e-3)
     assert meta["truncated"] > 0 and meta["dropped"] == 0
     inputs = tracking.resolve("nano3-sft-data-tiny:v1").inputs
-    assert str(SAMPLES / "arithmetic.jsonl") in inputs and art.tokenizer.path in inputs
+    assert str(SAMPLES / "sums.jsonl") in inputs and art.tokenizer.path in inputs
 
     shown = run_cli("nano3", "data", "prep", "sft", "--dry-run", "+run.data=nano3-sft-data-tiny:latest",
                     "+seq=${art:data,pack_size}", cwd=isolated)

@@ -256,7 +256,7 @@ def test_pipe_batch_prints_the_job_ids_and_returns(cluster):
     done = run_cli("nano3", "pipe", "--batch", "localhost", "--to", "data_prep_sft", cwd=cluster, timeout=120)
     assert done.returncode == 0, done.stderr
     ids = done.stdout.strip().splitlines()[-1].split()
-    assert ids == re.findall(r"submitted job (\d+)", done.stdout) and len(ids) == 3
+    assert ids == re.findall(r"submitted job (\d+)", done.stdout) and len(ids) == 5  # two evaluations among them
     last = run_cli("jobs", "logs", ids[-1], "-f", cwd=cluster, timeout=600)
     assert last.returncode == 0 and "logged nano3-sft-data-tiny:v1" in last.stdout, last.stderr
 
@@ -276,10 +276,12 @@ def test_a_failed_pipe_step_cancels_the_steps_after_it(cluster):
     assert sacct(second).startswith("CANCELLED")
 
 
+@pytest.mark.timeout(1500)  # ten jobs, one after the other
 def test_multi_task_jobs_start_one_training_process_per_task_through_srun(cluster):
     done = run_cli("nano3", "pipe", "--run", "two-tasks", "pretrain:train.steps=2", "pretrain:train.checkpoint_interval=0",
                    "pretrain:train.tensor_parallel=2", "sft:train.steps=2", "sft:train.checkpoint_interval=0",
-                   "sft:train.global_batch_size=8", "rl:rl.steps=2", cwd=cluster, timeout=900)
+                   "sft:train.micro_batch_size=4", "sft:train.global_batch_size=8", "rl:rl.steps=2", cwd=cluster,
+                   timeout=1400)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     pretrained = record(cluster, "nano3-pretrain-model-tiny")
     assert (pretrained["metadata"]["processes"], pretrained["metadata"]["config"]["train"]["tensor_parallel"]) == (2, 2)
@@ -294,7 +296,7 @@ def test_multi_task_jobs_start_one_training_process_per_task_through_srun(cluste
 
 
 PREEMPTED_RUN = ["nano3", "pretrain", "train.steps=40", "train.checkpoint_interval=20", "train.eval_interval=0",
-                 "train.micro_batch_size=2"]
+                 "train.micro_batch_size=2", "train.global_batch_size=4"]
 
 
 def losses(run_root: Path) -> list[float]:
@@ -311,9 +313,9 @@ def wait_until(condition, what: str, timeout: float = 240.0):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-# The two-task case (training tasks as their own step, TP2) passed alone and failed once under
-# a heavily loaded machine (rank 0 hit a broken stdout pipe as it stopped): left out until
-# that is understood (see the session note).
+# The two-task case (training tasks as their own step, TP2) is left out: it fails under load with
+# rank 0 hitting a broken stdout pipe as it stops and SLURM cancelling the step in the same
+# second, also since stopped tasks exit 0 (see the session note).
 @pytest.mark.parametrize(("profile", "args"), [("preemptible", [])], ids=["one-task"])
 def test_a_signalled_job_checkpoints_requeues_and_its_rerun_ends_at_the_uninterrupted_losses(cluster, profile, args):
     """``scancel --signal=USR1`` (what SLURM sends before the time limit) mid-run: training saves

@@ -34,7 +34,9 @@ def test_every_trl_key_reaches_grpo_config(tmp_path):
 
 def test_rewards_are_built_from_their_targets_with_their_weights():
     functions, weights = rewards_from(tiny_rl().rewards)
-    assert [type(f).__name__ for f in functions] == ["MathVerifier", "FormatReward"] and weights == [1.0, 0.2]
+    assert [type(f).__name__ for f in functions] == ["MathVerifier", "FormatReward"] and weights == [1.0, 0.5]
+    shows_work = functions[1]  # the tiny task's format: an equation before the boxed answer
+    assert shows_work([], ["3 + 5 = 8. \\boxed{8}", "\\boxed{8}"]) == [1.0, 0.0]
 
 
 class FakeTokenizer:

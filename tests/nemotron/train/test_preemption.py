@@ -18,7 +18,7 @@ from helpers import run_cli
 pytestmark = pytest.mark.slow
 
 RUN = ["nano3", "pretrain", "train.steps=12", "train.checkpoint_interval=10", "train.eval_interval=0",
-       "train.micro_batch_size=2"]
+       "train.micro_batch_size=2", "train.global_batch_size=4"]
 
 
 @pytest.fixture(scope="module")
