@@ -89,15 +89,17 @@ def run_job_file(argv: list[str], work) -> int:
     """Entry of a job process (``python -m ... JOB.json``): ``work(job)``, then an exit status.
 
     A failure prints one line per process (the parent reports which step failed); a job with
-    ``"debug": true`` lets the traceback through instead."""
+    ``"debug": true``, or one started under ``nemotron --debug`` (NEMOTRON_DEBUG=1, which every
+    child inherits), lets the traceback through instead."""
     import json
+    import os
     from pathlib import Path
 
     job = json.loads(Path(argv[0]).read_text())
     try:
         work(job)
     except Exception as err:
-        if job.get("debug"):
+        if job.get("debug") or os.environ.get("NEMOTRON_DEBUG") == "1":
             raise
         return report_error(err)
     return 0

@@ -60,6 +60,31 @@ def checkpoint_name(step: int) -> str:
     return f"iter_{step:07d}"
 
 
+
+def start_writer_queue() -> None:
+    """Start Megatron-Core's checkpoint-writer results queue now, with the stop signals ignored.
+
+    The queue lives in a Manager process that Megatron spawns at the first save and keeps. SLURM
+    signals every process of a job step, and a spawned process starts with the default action
+    for SIGUSR1/SIGTERM, so the signal that asks for the final checkpoint killed the Manager
+    and the save failed (EOFError, BrokenPipeError). An ignored signal stays ignored across the
+    spawn, and the training process gets its own handlers back at once."""
+    import signal
+
+    from megatron.core.dist_checkpointing.strategies import filesystem_async
+
+    from nemo_runspec.stop_signals import STOP_SIGNALS
+
+    start = getattr(filesystem_async, "_get_write_results_queue", None)
+    if start is None:  # a Megatron-Core without it: its writer has no Manager to protect
+        return
+    previous = {signum: signal.signal(signum, signal.SIG_IGN) for signum in STOP_SIGNALS}
+    try:
+        start()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
 def save(root: Path, step_state: TrainerState, chunks: list, optimizer, rng: dict[str, torch.Tensor], rank: int) -> Path:
     """Write this rank's model ``chunks`` and Megatron-Core ``optimizer`` (None: the model
     only) at ``step_state``; every rank takes part."""

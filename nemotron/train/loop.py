@@ -63,6 +63,7 @@ def train(job: TrainingJob, batches_for: Callable[[TrainingJob, distributed.Topo
     model_cfg, train_cfg = job.model, job.train
     run_dir = Path(job.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    ckpt.start_writer_queue()  # before anything saves: CPU model-parallel runs save their initial weights
     cuda = distributed.use_cuda(train_cfg.device)
     bf16 = train_cfg.precision == "bf16" and cuda
     topo = distributed.initialize(train_cfg.tensor_parallel, train_cfg.seed, cuda, train_cfg.pipeline_parallel,

@@ -313,10 +313,11 @@ def wait_until(condition, what: str, timeout: float = 240.0):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-# The two-task case (training tasks as their own step, TP2) is left out: it fails under load with
-# rank 0 hitting a broken stdout pipe as it stops and SLURM cancelling the step in the same
-# second, also since stopped tasks exit 0 (see the session note).
-@pytest.mark.parametrize(("profile", "args"), [("preemptible", [])], ids=["one-task"])
+# Two tasks, TP2: SLURM signals every process of the training step, Megatron's checkpoint-writer
+# Manager among them (checkpoint.start_writer_queue starts it with the stop signals ignored).
+@pytest.mark.parametrize(("profile", "args"), [("preemptible", []),
+                                               ("preemptible-two-tasks", ["train.tensor_parallel=2"])],
+                         ids=["one-task", "two-tasks-tp2"])
 def test_a_signalled_job_checkpoints_requeues_and_its_rerun_ends_at_the_uninterrupted_losses(cluster, profile, args):
     """``scancel --signal=USR1`` (what SLURM sends before the time limit) mid-run: training saves
     a checkpoint and exits 75, the job requeues itself, and its rerun resumes, ends at the
