@@ -94,7 +94,8 @@ def accuracy(job: dict[str, Any]) -> dict[str, Any]:
     prompts = [row["messages"] for row in rows]
     answers = [str(row["expected_answer"]) for row in rows]
     turn_end = end_of_turn_id(tokenizer)
-    stop = [turn_end, *[i for i in {tokenizer.eos_token_id} if i is not None and i != turn_end]]
+    eos = tokenizer.eos_token_id
+    stop = [turn_end] if eos in (None, turn_end) else [turn_end, eos]  # the turn's end first: generate() reads it
     functions, _ = rewards_from(evaluation["rewards"])
     names = [f.__name__ for f in functions]
     k = int(evaluation["samples"])

@@ -101,9 +101,10 @@ def submit_pipe(family: str, overrides: list[str], profile, *, until: str | None
     steps = steps_until(until)
     latest, argvs = {}, []  # a job logs under its run.name; the jobs after it read that :latest
     for step in steps:
-        cfg = compose(recipe(family, step.recipe), step_overrides(step, routed, latest))
+        own = step_overrides(step, routed, latest)
+        cfg = compose(recipe(family, step.recipe), own)
         check_groups(step.recipe, cfg)
-        argvs.append(job_argv(profile, family, step.command, step_overrides(step, routed, latest), debug))
+        argvs.append(job_argv(profile, family, step.command, own, debug))
         latest[step.name] = f"{OmegaConf.select(cfg, 'run.name')}:latest"
     jobs = []
     for step, argv in zip(steps, argvs):
