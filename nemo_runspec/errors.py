@@ -30,6 +30,16 @@ class ArtifactNotFoundError(NemotronError, LookupError):
     default_hint = "`nemotron artifact list` shows the names, versions and aliases the registry holds"
 
 
+class ArtifactDeletedError(NemotronError, LookupError):
+    """The version exists, but garbage collection removed its data."""
+
+
+class ArtifactChangedError(NemotronError):
+    """An artifact's files differ from the manifest recorded when it was published."""
+
+    default_hint = "`nemotron artifact verify NAME:VERSION --content` lists every difference"
+
+
 class TypeMismatchError(NemotronError, TypeError):
     """A name bound to one artifact type used with another."""
 

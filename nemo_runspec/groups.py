@@ -13,6 +13,8 @@ from nemo_runspec.schema import GroupSchema
 class ArtifactsConfig(GroupSchema):
     root: str | None = None  # null: NEMOTRON_ARTIFACTS_ROOT, env.toml's [artifacts] root, ./artifacts
     backends: list[str] | None = None  # manifest, wandb, ...; null: env.toml's [artifacts] backends
+    digests: bool = True  # a manifest of every version's files (path, size, digest) at publish
+    verify_inputs: bool = False  # digest every file of each input before a step starts, not only the touched ones
 
 
 class TrackingConfig(GroupSchema):

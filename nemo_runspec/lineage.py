@@ -37,7 +37,7 @@ class LineageNode:
     def label(self) -> str:
         if self.record is None:
             return self.uri
-        return f"{self.record.ref} ({self.record.type})"
+        return f"{self.record.ref} ({self.record.type}{', data deleted' if self.record.deleted else ''})"
 
     def walk(self) -> list[LineageNode]:
         nodes, stack = [], [self]
@@ -50,13 +50,13 @@ class LineageNode:
 
 def ancestors(tracking: ArtifactTracking, ref: str) -> LineageNode:
     """The tree of everything ``ref`` was made from, back to raw inputs."""
-    root = tracking.resolve(ref)
+    root = tracking.resolve(ref, deleted_ok=True)
     return _expand(root.uri, root, lambda record: record.inputs, tracking)
 
 
 def descendants(tracking: ArtifactTracking, ref: str) -> LineageNode:
     """The tree of everything made from ``ref``, directly or through other artifacts."""
-    root = tracking.resolve(ref)
+    root = tracking.resolve(ref, deleted_ok=True)
     consumers: dict[str, list[str]] = defaultdict(list)
     for record in tracking.registry.records():
         for uri in record.inputs:
@@ -91,7 +91,9 @@ def to_rich_tree(node: LineageNode, direction: Direction = "ancestors") -> Tree:
             return f"[red]{escape(n.uri)}: {escape(n.error)}[/red]"
         if n.record is None:
             return f"[dim]{escape(n.uri)}[/dim]"
-        return f"[bold]{escape(n.record.ref)}[/bold] [cyan]{n.record.type}[/cyan] [dim]{escape(n.record.path)}[/dim]"
+        deleted = " [red](data deleted by gc)[/red]" if n.record.deleted else ""
+        return (f"[bold]{escape(n.record.ref)}[/bold] [cyan]{n.record.type}[/cyan] "
+                f"[dim]{escape(n.record.path)}[/dim]{deleted}")
 
     def grow(tree: Tree, n: LineageNode) -> None:
         for link in n.links:
@@ -122,6 +124,8 @@ def to_mermaid(node: LineageNode, direction: Direction = "ancestors",
             continue
         ids[n.uri] = f"n{len(ids)}"
         text = n.label.replace('"', "'") if not n.record else f"{n.record.ref}<br/>{n.record.type}"
+        if n.record and n.record.deleted:
+            text += "<br/>(data deleted)"
         box = group(n, consumers.get(n.uri)) if group else None
         declarations.setdefault(box, []).append(f'{ids[n.uri]}["{text}"]')
     lines = ["flowchart TB"]
@@ -145,7 +149,8 @@ def to_json(node: LineageNode, direction: Direction = "ancestors") -> dict[str, 
     key = "inputs" if direction == "ancestors" else "consumers"
     data: dict[str, Any] = {"uri": node.uri}
     if node.record is not None:
-        data |= {"name": node.record.name, "version": node.record.version, "type": node.record.type, "path": node.record.path}
+        data |= {"name": node.record.name, "version": node.record.version, "type": node.record.type, "path": node.record.path,
+                 "deleted": node.record.deleted is not None}
     if node.error:
         data["error"] = node.error
     data[key] = [to_json(link, direction) for link in node.links]

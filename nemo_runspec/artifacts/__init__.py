@@ -5,6 +5,7 @@ from nemo_runspec.artifacts.active import (
     log_artifact,
     reset_artifact_tracking,
     setup_artifact_tracking,
+    using_tracking,
 )
 from nemo_runspec.artifacts.base import Artifact, artifact_class
 from nemo_runspec.artifacts.tracking import ArtifactTracking
@@ -17,4 +18,5 @@ __all__ = [
     "log_artifact",
     "reset_artifact_tracking",
     "setup_artifact_tracking",
+    "using_tracking",
 ]

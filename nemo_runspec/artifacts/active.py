@@ -9,7 +9,9 @@ active one afterwards, so that its resolution cache pins ``latest`` for the rest
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import os
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from nemo_runspec.artifacts.tracking import ArtifactTracking, PublishableArtifact, tracking_from_config
@@ -19,15 +21,32 @@ A = TypeVar("A", bound=PublishableArtifact)
 _active: ArtifactTracking | None = None
 
 
+_pinned: ArtifactTracking | None = None
+
+
 def setup_artifact_tracking(config: Any = None) -> ArtifactTracking:
     """Build the tracking described by ``config`` and make it the active one.
 
     ``config`` may be None, a full run config with an ``artifacts:`` section, or that section
-    itself (a mapping or OmegaConf node with ``root`` and ``backends``).
+    itself (a mapping or OmegaConf node with ``root`` and ``backends``). Inside
+    :func:`using_tracking` the config is not read: that tracking is the answer.
     """
     global _active
-    _active = tracking_from_config(config)
+    _active = _pinned if _pinned is not None else tracking_from_config(config)
     return _active
+
+
+@contextmanager
+def using_tracking(tracking: ArtifactTracking) -> Iterator[ArtifactTracking]:
+    """Run code that sets up its own tracking from its config (a step) against ``tracking``
+    instead: a reproduction publishes into a scratch registry and reads pinned inputs."""
+    global _pinned, _active
+    before = _pinned, _active
+    _pinned = _active = tracking
+    try:
+        yield tracking
+    finally:
+        _pinned, _active = before
 
 
 def current_tracking() -> ArtifactTracking:
@@ -49,11 +68,15 @@ def log_artifact(
     *,
     inputs: Iterable[str] = (),
     aliases: Iterable[str] = (),
+    owned_dir: str | os.PathLike[str] | None = None,
 ) -> A:
     """Publish ``artifact`` as the next version of ``name``; its inputs are pinned to versions.
 
-    Fills in ``artifact.name`` and ``artifact.version`` and returns the artifact.
+    Fills in ``artifact.name`` and ``artifact.version`` and returns the artifact. ``owned_dir``:
+    a directory made for this version alone, which ``nemotron artifact gc`` may delete.
     """
     tracking = tracking or current_tracking()
-    tracking.publish(artifact, name or artifact.name or artifact.default_name(), inputs, aliases)
+    if name is None:
+        name = artifact.name or artifact.default_name()
+    tracking.publish(artifact, name, inputs, aliases, owned_dir=owned_dir)  # "" is refused there
     return artifact

@@ -21,12 +21,10 @@ from nemo_runspec import atomic
 from nemo_runspec.artifacts.active import current_tracking
 from nemo_runspec.errors import CorruptRecordError, TypeMismatchError
 from nemo_runspec.provenance import CodeVersion, Producer
-from nemo_runspec.registry.record import ArtifactRecord
+from nemo_runspec.registry.record import METADATA_FILE, ArtifactRecord
 
 if TYPE_CHECKING:
     from nemo_runspec.artifacts.tracking import ArtifactTracking
-
-METADATA_FILE = "metadata.json"
 
 # Class name -> the most recently defined artifact class of that name.
 _ARTIFACT_TYPES: dict[str, type[Artifact]] = {}

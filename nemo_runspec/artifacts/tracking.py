@@ -14,13 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from nemo_runspec import contents
 from nemo_runspec.env import load_env
-from nemo_runspec.errors import ArtifactNotFoundError, ConfigError
+from nemo_runspec.errors import ArtifactDeletedError, ArtifactNotFoundError, ConfigError
 from nemo_runspec.provenance import CodeVersion, Producer, current_code_version, current_producer
 from nemo_runspec.refs import ArtifactRef, is_artifact_ref, validate_alias, validate_name
 from nemo_runspec.registry.backend import ArtifactBackend
 from nemo_runspec.registry.manifest import ManifestRegistry
-from nemo_runspec.registry.record import ArtifactRecord
+from nemo_runspec.registry.record import METADATA_FILE, ArtifactRecord
 
 ROOT_VAR = "NEMOTRON_ARTIFACTS_ROOT"
 DEFAULT_ROOT = "artifacts"
@@ -68,18 +69,24 @@ class ArtifactTracking:
 
     registry: ManifestRegistry
     mirrors: list[ArtifactBackend] = field(default_factory=list)
+    digests: bool = True  # a manifest of each version's files at publish (artifacts.digests)
     _cache: dict[str, ArtifactRecord] = field(default_factory=dict, repr=False)
 
     @property
     def backends(self) -> list[ArtifactBackend]:
         return [self.registry, *self.mirrors]
 
-    def resolve(self, ref: str | ArtifactRef) -> ArtifactRecord:
+    def resolve(self, ref: str | ArtifactRef, *, deleted_ok: bool = False) -> ArtifactRecord:
+        """The record ``ref`` names; one whose data gc deleted is an error unless ``deleted_ok``
+        (what only reads records: show, lineage, diff)."""
         parsed = ref if isinstance(ref, ArtifactRef) else ArtifactRef.parse(ref)
         key = str(parsed)
         if key not in self._cache:
             self._cache[key] = self._resolve_uncached(parsed)
-        return self._cache[key]
+        record = self._cache[key]
+        if record.deleted is not None and not deleted_ok:
+            raise_deleted(record)
+        return record
 
     def _resolve_uncached(self, ref: ArtifactRef) -> ArtifactRecord:
         try:
@@ -98,7 +105,10 @@ class ArtifactTracking:
         name: str,
         inputs: Iterable[str] = (),
         aliases: Iterable[str] = (),
+        owned_dir: str | os.PathLike[str] | None = None,
     ) -> ArtifactRecord:
+        """Publish ``artifact`` as the next version of ``name``. ``owned_dir`` is a directory
+        the caller created for this version's data alone (gc may delete it, nothing else)."""
         validate_name(name)
         aliases = [validate_alias(a) for a in aliases]
         uris = _unique([*artifact.get_input_uris(), *inputs])
@@ -108,7 +118,13 @@ class ArtifactTracking:
             artifact.producer = current_producer()
         if artifact.code_version is None:
             artifact.code_version = current_code_version()
-        record = self.registry.publish(artifact.to_record(name, pinned))
+        draft = artifact.to_record(name, pinned)
+        draft = draft.model_copy(update={"contents": self._contents_of(draft), "owned_dir": _owned(owned_dir)})
+        with self.registry.lock(exclusive=False):  # gc marks deletions under it, exclusively
+            for record in input_records.values():  # gc may have removed one since this run resolved it
+                if (deletion := self.registry.deletion(record.name, record.version)) is not None:
+                    raise_deleted(record.model_copy(update={"deleted": deletion}))
+            record = self.registry.publish(draft)
         self._forget(name)
         for alias in aliases:
             self.registry.set_alias(name, alias, record.version)
@@ -117,6 +133,12 @@ class ArtifactTracking:
         artifact.name, artifact.version = record.name, record.version
         artifact.save_metadata(record)
         return record
+
+    def _contents_of(self, draft: ArtifactRecord) -> contents.ContentManifest | None:
+        # The registry's metadata.json is written after the manifest, so it is not in it.
+        if not self.digests or "://" in draft.path or not os.path.exists(draft.path):
+            return None
+        return contents.manifest_of(draft.path, exclude=(METADATA_FILE,))
 
     def set_alias(self, ref: str, alias: str) -> ArtifactRecord:
         record = self.registry.resolve(ArtifactRef.parse(ref))
@@ -155,7 +177,19 @@ def tracking_from_config(config: Any = None) -> ArtifactTracking:
             known = ", ".join(["manifest", *BACKEND_FACTORIES])
             raise ConfigError(f"unknown artifact backend {backend!r} (known: {known})")
         mirrors.append(BACKEND_FACTORIES[backend]({**env_section, **section, "root": root}))
-    return ArtifactTracking(registry=ManifestRegistry(root), mirrors=mirrors)
+    digests = section.get("digests", env_section.get("digests", True))
+    return ArtifactTracking(registry=ManifestRegistry(root), mirrors=mirrors, digests=bool(digests))
+
+
+def raise_deleted(record: ArtifactRecord) -> None:
+    when = record.deleted.at.strftime("%Y-%m-%d %H:%M UTC") if record.deleted else "?"
+    raise ArtifactDeletedError(f"{record.uri}: its data was deleted by `nemotron artifact gc` on {when} "
+                               f"(the record is kept for lineage)",
+                               hint=f"use another version, or rebuild it: nemotron artifact reproduce {record.ref} --log")
+
+
+def _owned(directory: str | os.PathLike[str] | None) -> str | None:
+    return None if directory is None else str(Path(directory).absolute())
 
 
 def _artifacts_section(config: Any) -> dict[str, Any]:

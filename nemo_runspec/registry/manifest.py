@@ -7,6 +7,7 @@ Layout under the root::
     <name>/versions/vN.json    one immutable record per version
     <name>/LATEST              a hint: some published version, usually the highest
     <name>/aliases/<a>.json    movable named aliases -> version
+    <name>/deleted/vN.json     garbage collection removed vN's data (the record stays)
 
 Publishing writes the whole record to ``.staging`` first, then claims ``vN.json`` with
 ``os.link``, which fails if the name exists. The claim is atomic on local file systems and
@@ -25,10 +26,12 @@ never a wrong answer.
 from __future__ import annotations
 
 import errno
+import fcntl
 import json
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -38,7 +41,7 @@ from nemo_runspec import atomic
 from nemo_runspec.errors import ArtifactNotFoundError, CorruptRecordError, TypeMismatchError
 from nemo_runspec.refs import LATEST, ArtifactRef, validate_alias, validate_name
 from nemo_runspec.registry.backend import ArtifactBackend
-from nemo_runspec.registry.record import ArtifactRecord
+from nemo_runspec.registry.record import ArtifactRecord, Deletion
 
 STAGING = ".staging"
 
@@ -116,7 +119,40 @@ class ManifestRegistry(ArtifactBackend):
             raise CorruptRecordError(
                 f"{path}: manifest says {record.name}:v{record.version}, expected {name}:v{version}"
             )
-        return record
+        deletion = self.deletion(name, version)
+        return record if deletion is None else record.model_copy(update={"deleted": deletion})
+
+    # -- garbage collection's marks -----------------------------------------------------------
+
+    def deletion(self, name: str, version: int) -> Deletion | None:
+        """The mark gc left on ``name:vN`` (it is deleting or has deleted its data), if any."""
+        path = self._name_dir(name) / "deleted" / f"v{version}.json"
+        try:
+            return Deletion.model_validate_json(path.read_bytes())
+        except FileNotFoundError:
+            return None
+        except ValidationError as err:
+            raise CorruptRecordError(f"{path}: corrupt deletion mark: {_first_error(err)}") from None
+
+    def mark_deleted(self, name: str, version: int, deletion: Deletion) -> None:
+        directory = self._name_dir(validate_name(name)) / "deleted"
+        directory.mkdir(exist_ok=True)
+        atomic.write_text(directory / f"v{version}.json", deletion.model_dump_json())
+
+    @contextmanager
+    def lock(self, *, exclusive: bool) -> Iterator[None]:
+        """The registry-wide lock publishers hold shared and gc holds exclusively while it marks
+        versions deleted (see ``nemo_runspec.registry.gc``); never held across a long step."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".lock", "a+b") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def unmark_deleted(self, name: str, version: int) -> None:
+        (self._name_dir(validate_name(name)) / "deleted" / f"v{version}.json").unlink(missing_ok=True)
 
     def latest_version(self, name: str) -> int:
         versions = self._name_dir(name) / "versions"
@@ -155,10 +191,10 @@ class ManifestRegistry(ArtifactBackend):
             for version in range(1, self.latest_version(name) + 1):
                 yield self.read_version(name, version)
 
-    def verify(self) -> list[str]:
-        """Every inconsistency found in the registry (empty when it is valid)."""
+    def verify(self, names: list[str] | None = None) -> list[str]:
+        """Every inconsistency found in the registry, or under ``names`` (empty when valid)."""
         problems: list[str] = []
-        for name in self.names():
+        for name in self.names() if names is None else [n for n in names if n in self.names()]:
             try:
                 bound = self.bound_type(name)
                 latest = self.latest_version(name)

@@ -7,9 +7,21 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from nemo_runspec.contents import ContentManifest
 from nemo_runspec.refs import URI_SCHEME
 
 RECORD_SCHEMA = 1
+METADATA_FILE = "metadata.json"  # the copy of a record beside its artifact's data
+
+
+class Deletion(BaseModel):
+    """When garbage collection removed a version's data, and how much it freed."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    at: datetime
+    bytes_freed: int = 0
+    directory: str | None = None
 
 
 class ArtifactRecord(BaseModel):
@@ -17,6 +29,10 @@ class ArtifactRecord(BaseModel):
 
     ``fields`` holds the typed fields of the artifact's class, ``metadata`` the free-form
     dict; ``inputs`` are the URIs it was made from, artifact references pinned to ``vN``.
+    ``contents`` is what its files held when it was published; ``owned_dir`` the directory a
+    nemotron step created for it (the only place garbage collection deletes). ``deleted`` is
+    never stored in the version's file: the registry adds it on reading once gc removed the
+    data (the record itself stays, so lineage stays whole).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -33,6 +49,9 @@ class ArtifactRecord(BaseModel):
     inputs: list[str] = Field(default_factory=list)
     fields: dict[str, Any] = Field(default_factory=dict)
     metadata: dict[str, Any] = Field(default_factory=dict)
+    contents: ContentManifest | None = None
+    owned_dir: str | None = None
+    deleted: Deletion | None = None
 
     @property
     def ref(self) -> str:
@@ -43,7 +62,7 @@ class ArtifactRecord(BaseModel):
         return f"{URI_SCHEME}{self.ref}"
 
     def to_json(self) -> str:
-        return self.model_dump_json(by_alias=True, indent=2)
+        return self.model_dump_json(by_alias=True, indent=2, exclude={"deleted"})
 
 
 _TOP_LEVEL_FIELDS = ("name", "version", "type", "path", "ref", "uri", "created_at", "inputs")

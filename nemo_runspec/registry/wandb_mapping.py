@@ -16,6 +16,8 @@
                                           never uploaded
     record.inputs                       run.use_artifact(input) in the run that logs it, online
                                           only (offline W&B cannot; the manifest keeps lineage)
+    record.contents (file manifest)     artifact.metadata["nemotron"]["contents"]: a version
+                                          fetched from W&B is verified as one from the manifest
 
 Reading back, a W&B artifact becomes an ``ArtifactRecord``: type from ``artifact.type``, fields
 from its metadata, path from its reference entries (else the metadata); an artifact that
@@ -61,6 +63,8 @@ def wandb_metadata(record: ArtifactRecord) -> dict[str, Any]:
         "type_module": record.type_module,
         "metadata": record.metadata,
         "fields": sorted(record.fields),
+        "contents": record.contents.model_dump(mode="json") if record.contents else None,
+        "owned_dir": record.owned_dir,
     }
     return {**record.fields, METADATA_KEY: ours}
 
@@ -88,6 +92,8 @@ def record_from_wandb(artifact: Any, name: str, wandb_path: str) -> ArtifactReco
             inputs=list(ours.get("inputs") or []),
             fields=fields,
             metadata=dict(ours.get("metadata") or {}),
+            contents=ours.get("contents"),
+            owned_dir=ours.get("owned_dir"),
         )
     # Logged by something else: W&B's own numbering, shifted to start at 1 as ours does.
     return ArtifactRecord(

@@ -19,6 +19,9 @@ _CFG = typer.Option(None, "--cfg", help="'job': print the resolved config and ex
 _DRY_RUN = typer.Option(False, "--dry-run", help="Print the resolved config of every job and exit.")
 _RUN = typer.Option(None, "--run", metavar="PROFILE", help="Run under an env.toml profile (SLURM: submit, stream the log, wait).")
 _BATCH = typer.Option(None, "--batch", metavar="PROFILE", help="Submit under an env.toml profile and print the job id.")
+_VERIFY_INPUTS = typer.Option(False, "--verify-inputs", help="Digest every file of each input artifact before starting "
+                              "(default: sizes, and the files whose size or mtime moved).")
+_VERIFY_OVERRIDE = "artifacts.verify_inputs=true"
 
 
 def family_app(family: str) -> typer.Typer:
@@ -132,6 +135,7 @@ def family_app(family: str) -> typer.Typer:
         name: str | None = typer.Option(None, "--name", help="Artifact name to log (default: <source-name>-hf)."),
         tokenizer: str | None = typer.Option(None, "--tokenizer", help="Tokenizer directory or tokenizer.json, when the source records none."),
         root: str | None = typer.Option(None, "--root", help="Registry root (default: NEMOTRON_ARTIFACTS_ROOT, env.toml, ./artifacts)."),
+        verify_inputs: bool = _VERIFY_INPUTS,
     ) -> None:
         """Convert a Megatron checkpoint to another format (ModelArtifact, format=hf, parent = the source)."""
         from nemo_runspec.errors import ConfigError
@@ -139,7 +143,7 @@ def family_app(family: str) -> typer.Typer:
 
         if format not in FORMATS:
             raise ConfigError(f"unknown export format {format!r}", hint=f"supported: {', '.join(FORMATS)}")
-        export_hf(source, out, name=name, tokenizer=tokenizer, root=root)
+        export_hf(source, out, name=name, tokenizer=tokenizer, root=root, verify_inputs=verify_inputs)
 
     @model_app.command("import")
     def model_import(
@@ -176,8 +180,9 @@ def family_app(family: str) -> typer.Typer:
 def stage(parent: typer.Typer, command: str, family: str, recipe_name: str, doc: str) -> None:
     """Add a stage command: Hydra overrides, -m sweeps, dry runs and --run/--batch PROFILE."""
     def run_stage(ctx: typer.Context, multirun: bool = _MULTIRUN, cfg: str | None = _CFG, dry_run: bool = _DRY_RUN,
-                  run: str | None = _RUN, batch: str | None = _BATCH) -> None:
-        run_recipe(ctx, family, recipe_name, multirun=multirun, cfg=cfg, dry_run=dry_run, run=run, batch=batch)
+                  run: str | None = _RUN, batch: str | None = _BATCH, verify_inputs: bool = _VERIFY_INPUTS) -> None:
+        run_recipe(ctx, family, recipe_name, multirun=multirun, cfg=cfg, dry_run=dry_run, run=run, batch=batch,
+                   extra=[_VERIFY_OVERRIDE] if verify_inputs else [])
 
     run_stage.__doc__ = doc
     parent.command(command, context_settings=_EXTRA)(run_stage)

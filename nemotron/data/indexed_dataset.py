@@ -9,6 +9,7 @@ worker; the tests read every shard back with Megatron-Core's own ``IndexedDatase
 
 from __future__ import annotations
 
+import json
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ import numpy as np
 
 from nemo_runspec.atomic import AtomicFile
 from nemo_runspec.errors import DataError
+from nemotron.data.splits import SPLITS
 
 MAGIC = b"MMIDIDX\x00\x00"
 VERSION = 1
@@ -107,3 +109,42 @@ def read_index(prefix: str | Path) -> IndexHeader:
     except FileNotFoundError as err:
         raise DataError(f"{err.filename}: shard file missing") from None
     return IndexHeader(dtype=dtype, num_sequences=int(sequences), num_documents=int(documents) - 1, num_tokens=tokens)
+
+
+def check_shards(blend_path: str | Path) -> None:
+    """Every shard a blend.json names is whole: its ``.bin`` and ``.idx`` exist, the index
+    parses and the ``.bin`` is as long as the index says. The driver checks this before any
+    training process starts: a damaged shard is then one line naming it, instead of an error
+    (and Megatron-Core's ``IndexedDataset.__del__`` noise) from every process."""
+    path = Path(blend_path)
+    try:
+        blend = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(f"{path}: blend file missing") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise DataError(f"{path}: not valid JSON ({err})") from None
+    if not isinstance(blend, dict):
+        raise DataError(f"{path}: expected per-split blend lists, found a JSON {type(blend).__name__}")
+    for split in SPLITS:
+        for prefix in blend_prefixes(blend.get(split) or []):
+            try:
+                read_index(prefix)
+            except DataError as err:
+                raise DataError(f"{err} (a {split} shard of {path})",
+                                hint="prepare or import the data again, or point run.data at another version") from None
+
+
+def blend_prefixes(entries: list) -> list[str]:
+    """The shard prefixes of a Megatron blend list, ``[weight, prefix, ...]`` or ``[prefix, ...]``,
+    told apart as Megatron-Core's ``get_blend_from_list`` does (without importing it)."""
+    if len(entries) % 2 == 0 and all(_is_number(weight) for weight in entries[0::2]):
+        entries = entries[1::2]
+    return [str(prefix).strip() for prefix in entries]
+
+
+def _is_number(value) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True

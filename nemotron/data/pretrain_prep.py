@@ -32,8 +32,9 @@ from nemo_runspec.progress import RateProgress
 from nemotron.data.bad_records import SkipCounter
 from nemotron.data.files import file_sha256
 from nemotron.data.indexed_dataset import IndexedDatasetWriter, token_dtype
-from nemotron.data.splits import SPLITS, split_by_hash
-from nemotron.data.text_sources import DatasetSpec, SourceFile, WorkUnit, iter_documents, plan_units, resolve_files
+from nemotron.data.splits import SPLITS, refuse_empty_splits, split_by_hash
+from nemotron.data.text_sources import (DatasetSpec, SourceFile, WorkUnit, describe_files, iter_documents, plan_units,
+                                        resolve_files)
 from nemotron.data.tokenizer import load_tokenizer
 from nemotron.kit.artifacts.common import SourceInfo
 
@@ -111,7 +112,7 @@ def prepare(
     outcome.documents, outcome.tokens = bar.counters["docs"], bar.counters["tokens"]
     outcome.elapsed_s = bar.elapsed
     if finalize:
-        finalize_blend(outcome, units, files)
+        finalize_blend(outcome, units, files, settings.split_ratios)
     return outcome
 
 
@@ -270,8 +271,10 @@ def _read_marker(output_dir: Path, unit: WorkUnit) -> dict | None:
         return None
 
 
-def finalize_blend(outcome: PrepOutcome, units: list[WorkUnit], files: list[SourceFile]) -> None:
-    """Check every unit is done, write blend.json and fill in the outcome's totals."""
+def finalize_blend(outcome: PrepOutcome, units: list[WorkUnit], files: list[SourceFile],
+                   split_ratios: tuple[float, float, float]) -> None:
+    """Check every unit is done and every split asked for holds documents, write blend.json and
+    fill in the outcome's totals."""
     output_dir = outcome.output_dir
     markers = [(unit, _read_marker(output_dir, unit)) for unit in units]
     missing = [unit.key for unit, marker in markers if marker is None]
@@ -297,9 +300,23 @@ def finalize_blend(outcome: PrepOutcome, units: list[WorkUnit], files: list[Sour
             outcome.split_documents[split] = outcome.split_documents.get(split, 0) + info["documents"]
             outcome.num_shards += 1
     outcome.skipped = dict(sorted(skipped.items()))
+    _refuse_empty(outcome, units, files, split_ratios)
     outcome.sources = _describe_sources(units, files)
     outcome.blend_path = output_dir / BLEND_FILE
     atomic.write_json(outcome.blend_path, blend)
+
+
+def _refuse_empty(outcome: PrepOutcome, units: list[WorkUnit], files: list[SourceFile],
+                  split_ratios: tuple[float, float, float]) -> None:
+    """No blend.json (so nothing logged) without documents in train and in every split
+    data_prep.splits gives a share; those shares apply to the datasets without a split."""
+    inputs, documents = describe_files(files), sum(outcome.split_documents.values())
+    if not documents:
+        raise DataError(f"no documents in {inputs} (skipped: {outcome.skipped or 'none'})",
+                        hint="check data_prep.blend: the files are empty or every record was skipped")
+    hashed = any(unit.dataset.split is None for unit in units)
+    asked = {split: f"{ratio:g}" for split, ratio in zip(SPLITS, split_ratios) if ratio > 0 and hashed}
+    refuse_empty_splits(outcome.split_documents, asked, f"{documents} documents of {inputs}")
 
 
 def _describe_sources(units: list[WorkUnit], files: list[SourceFile]) -> list[SourceInfo]:

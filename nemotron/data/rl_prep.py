@@ -49,8 +49,8 @@ from nemo_runspec.progress import RateProgress
 from nemotron.data.bad_records import SkipCounter, reject
 from nemotron.data.files import file_sha256
 from nemotron.data.rl_records import FIELDS, SCHEMA, SCHEMA_VERSION, PromptError, output_row, prompt_identity, to_prompt
-from nemotron.data.splits import RL_NAMES, RL_SPLITS, SplitSpec
-from nemotron.data.text_sources import DatasetSpec, SourceFile, iter_records, plan_units
+from nemotron.data.splits import RL_NAMES, RL_SPLITS, SplitSpec, refuse_empty_splits
+from nemotron.data.text_sources import DatasetSpec, SourceFile, describe_files, iter_records, plan_units
 
 MANIFEST = "manifest.json"
 
@@ -114,6 +114,7 @@ def prepare_rl(datasets: list[DatasetSpec], files: list[SourceFile], settings: R
     spool_path = output_dir / f".spool.{os.getpid()}.jsonl.tmp"
     try:
         outcome, record_groups, group_splits = _read(datasets, files, settings, spool_path, show_progress)
+        _refuse_empty(datasets, files, settings, group_splits)
         _write_splits(output_dir, spool_path, record_groups, group_splits, outcome)
     except BaseException:
         spool_path.unlink(missing_ok=True)
@@ -208,6 +209,16 @@ def _assign(group_rank: list[bytes], group_pin: list[str | None], spec: SplitSpe
         if pin is not None:
             splits[group] = RL_SPLITS.index(pin)
     return splits
+
+
+def _refuse_empty(datasets: list[DatasetSpec], files: list[SourceFile], settings: RLSettings,
+                  group_splits: bytearray) -> None:
+    """No output without prompts in train and in every split data_prep.splits asks for (a count or
+    a fraction above 0: of the prompts of the datasets without a split)."""
+    prompts = {split: group_splits.count(index) for index, split in enumerate(RL_SPLITS)}
+    hashed = any(spec.split is None for spec in datasets)
+    asked = {split: value for split, value in settings.splits.requested.items() if split != "train" and value and hashed}
+    refuse_empty_splits(prompts, asked, f"{len(group_splits)} distinct prompts of {describe_files(files)}")
 
 
 def _write_splits(output_dir: Path, spool_path: Path, record_groups: array, group_splits: bytearray,

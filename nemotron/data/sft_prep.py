@@ -26,6 +26,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -38,8 +39,8 @@ from nemotron.data.bad_records import SkipCounter
 from nemotron.data.chat import ChatTemplate, ConversationError, to_messages, tokenize_conversation
 from nemotron.data.packed_parquet import shard_name, write_shard
 from nemotron.data.packing import pack
-from nemotron.data.splits import SPLITS, split_by_hash
-from nemotron.data.text_sources import DatasetSpec, SourceFile, WorkUnit, iter_records, plan_units
+from nemotron.data.splits import SPLITS, refuse_empty_splits, split_by_hash
+from nemotron.data.text_sources import DatasetSpec, SourceFile, WorkUnit, describe_files, iter_records, plan_units
 from nemotron.data.tokenizer import load_tokenizer
 
 SPOOL_DONE = "spool/done.json"
@@ -106,16 +107,32 @@ def prepare_sft(datasets: list[DatasetSpec], files: list[SourceFile], settings: 
         spooled = json.loads(done.read_text())
     else:
         spooled = _spool(datasets, files, settings, show_progress)
-        atomic.write_text(done, json.dumps(spooled, indent=1))
+        # The time stays out of the marker: the output's files are the same in every run.
+        atomic.write_text(done, json.dumps({k: v for k, v in spooled.items() if k != "elapsed_s"}, indent=1))
     for units in (output_dir / "spool").glob("units-*"):  # the spool is whole: its parts can go
         shutil.rmtree(units)
     outcome.skipped, outcome.truncated, outcome.dropped = spooled["skipped"], spooled["truncated"], spooled["dropped"]
-    outcome.conversations, outcome.elapsed_s = spooled["conversations"], spooled["elapsed_s"]
-    for split in SPLITS:
-        lengths = np.diff(np.load(output_dir / "spool" / f"{split}.offsets.npy"))
-        if len(lengths):
-            outcome.splits[split] = _materialise(output_dir, split, lengths, settings)
+    outcome.conversations, outcome.elapsed_s = spooled["conversations"], spooled.get("elapsed_s", 0.0)
+    lengths = {split: np.diff(np.load(output_dir / "spool" / f"{split}.offsets.npy")) for split in SPLITS}
+    _refuse_empty(datasets, files, settings, outcome, {split: len(v) for split, v in lengths.items()})
+    for split, split_lengths in lengths.items():
+        if len(split_lengths):
+            outcome.splits[split] = _materialise(output_dir, split, split_lengths, settings)
     return outcome
+
+
+def _refuse_empty(datasets: list[DatasetSpec], files: list[SourceFile], settings: SFTSettings, outcome: SFTOutcome,
+                  counts: dict[str, int]) -> None:
+    """Nothing is packed without conversations in train and in every split data_prep.splits
+    gives a share; those shares apply to the datasets without a split."""
+    inputs = describe_files(files)
+    if not outcome.conversations:
+        raise DataError(f"no conversations left in {inputs} (skipped: {outcome.skipped or 'none'}; dropped as longer "
+                        f"than data_prep.pack_size={settings.pack_size}: {outcome.dropped})",
+                        hint="check data_prep.blend, or raise data_prep.pack_size")
+    hashed = any(spec.split is None for spec in datasets)
+    asked = {split: f"{ratio:g}" for split, ratio in zip(SPLITS, settings.split_ratios) if ratio > 0 and hashed}
+    refuse_empty_splits(counts, asked, f"{outcome.conversations} conversations of {inputs}")
 
 
 # -- pass 1: spool ----------------------------------------------------------------------------
@@ -149,6 +166,23 @@ class _Spool:
         self.masks.commit()
         np.save(self.directory / f"{self.split}.offsets.npy", np.asarray(self.offsets, dtype=np.int64))
 
+    def discard(self) -> None:
+        self.tokens.discard()
+        self.masks.discard()
+
+
+@contextmanager
+def _open_spools(directory: Path, prefix: str = "") -> Iterator[dict[str, _Spool]]:
+    """One spool per split, named ``<prefix><split>``; a failure (a bad record, an interrupt)
+    leaves none of their temporary files behind."""
+    spools = {split: _Spool(directory, f"{prefix}{split}") for split in SPLITS}
+    try:
+        yield spools
+    except BaseException:
+        for spool in spools.values():
+            spool.discard()
+        raise
+
 
 @dataclass
 class _UnitCounts:
@@ -171,10 +205,9 @@ def _spool(datasets: list[DatasetSpec], files: list[SourceFile], settings: SFTSe
     units_dir.mkdir(parents=True, exist_ok=True)
     units = [unit for spec in datasets for unit in plan_units(spec, [f for f in files if f.dataset == spec.name], per_dataset)]
     jobs = [(unit, str(units_dir / f"{index:05d}")) for index, unit in enumerate(units)]
-    spools = {split: _Spool(directory, split) for split in SPLITS}
     skipped, truncated, dropped, conversations = SkipCounter(), 0, 0, 0
-    with RateProgress("tokenizing conversations", total=len(units), counters=("conversations", "tokens"),
-                      enabled=show_progress) as bar:
+    with _open_spools(directory) as spools, RateProgress("tokenizing conversations", total=len(units),
+                                                         counters=("conversations", "tokens"), enabled=show_progress) as bar:
         for (_, prefix), counts in zip(jobs, _run_units(jobs, settings, bar)):
             for split, spool in spools.items():
                 spool.append(Path(f"{prefix}.{split}"))
@@ -182,8 +215,8 @@ def _spool(datasets: list[DatasetSpec], files: list[SourceFile], settings: SFTSe
             truncated, dropped = truncated + counts.truncated, dropped + counts.dropped
             conversations += counts.conversations
             bar.unit_done()
-    for spool in spools.values():
-        spool.close()
+        for spool in spools.values():
+            spool.close()
     return {"skipped": dict(sorted(skipped.items())), "truncated": truncated, "dropped": dropped,
             "conversations": conversations, "elapsed_s": round(bar.elapsed, 3)}
 
@@ -241,36 +274,36 @@ def _spool_unit(unit: WorkUnit, prefix: str, settings: SFTSettings, report=None)
     gets each spooled conversation's token count."""
     tokenizer = _tokenizer(settings.tokenizer_path)
     target = Path(prefix)
-    spools = {split: _Spool(target.parent, f"{target.name}.{split}") for split in SPLITS}
     skipped, truncated, dropped, conversations, tokens = SkipCounter(), 0, 0, 0, 0
-    for segment in unit.segments:
-        for record, where in iter_records(segment, settings.on_error, skipped):
-            try:
-                messages, tools = to_messages(record)
-                sequence = tokenize_conversation(messages, tools, settings.template, tokenizer)
-            except ConversationError as err:
-                if settings.on_error != "skip" and err.reason not in _ALWAYS_SKIPPED:
-                    raise DataError(f"{where()}: {err}", hint="fix the record, or set data_prep.on_error=skip "
-                                                              "to count and skip bad conversations") from None
-                skipped[err.reason] += 1
-                continue
-            ids, mask = sequence.input_ids, sequence.loss_mask
-            if len(ids) > settings.pack_size:
-                if settings.overlong == "drop":
-                    dropped += 1
+    with _open_spools(target.parent, f"{target.name}.") as spools:
+        for segment in unit.segments:
+            for record, where in iter_records(segment, settings.on_error, skipped):
+                try:
+                    messages, tools = to_messages(record)
+                    sequence = tokenize_conversation(messages, tools, settings.template, tokenizer)
+                except ConversationError as err:
+                    if settings.on_error != "skip" and err.reason not in _ALWAYS_SKIPPED:
+                        raise DataError(f"{where()}: {err}", hint="fix the record, or set data_prep.on_error=skip "
+                                                                  "to count and skip bad conversations") from None
+                    skipped[err.reason] += 1
                     continue
-                ids, mask = ids[: settings.pack_size], mask[: settings.pack_size]
-                if not mask.any():  # the cut took every assistant token
-                    skipped["no_target_after_truncation"] += 1
-                    continue
-                truncated += 1
-            spools[unit.dataset.split or _split_of(messages, tools, settings.split_ratios)].add(ids, mask)
-            conversations += 1
-            tokens += len(ids)
-            if report is not None:
-                report(len(ids))
-    for spool in spools.values():
-        spool.close()
+                ids, mask = sequence.input_ids, sequence.loss_mask
+                if len(ids) > settings.pack_size:
+                    if settings.overlong == "drop":
+                        dropped += 1
+                        continue
+                    ids, mask = ids[: settings.pack_size], mask[: settings.pack_size]
+                    if not mask.any():  # the cut took every assistant token
+                        skipped["no_target_after_truncation"] += 1
+                        continue
+                    truncated += 1
+                spools[unit.dataset.split or _split_of(messages, tools, settings.split_ratios)].add(ids, mask)
+                conversations += 1
+                tokens += len(ids)
+                if report is not None:
+                    report(len(ids))
+        for spool in spools.values():
+            spool.close()
     counts = _UnitCounts(dict(skipped), truncated, dropped, conversations, tokens)
     atomic.write_text(Path(f"{prefix}.done.json"), json.dumps(asdict(counts)))  # last: the unit is complete
     return counts

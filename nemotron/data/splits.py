@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from nemo_runspec.errors import ConfigError
+from nemo_runspec.errors import ConfigError, DataError
 
 Split = Literal["train", "valid", "test"]
 SPLITS: tuple[Split, ...] = ("train", "valid", "test")
@@ -33,6 +33,21 @@ def split_ratios(splits: Mapping[str, float]) -> tuple[float, float, float]:
         raise ConfigError(f"data_prep.splits must be non-negative and not all zero, got {dict(splits)}")
     total = sum(values)
     return values[0] / total, values[1] / total, values[2] / total
+
+
+def refuse_empty_splits(counts: Mapping[str, int], asked: Mapping[str, Any], of: str) -> None:
+    """Refuse an output whose train split, or a split ``asked`` names, came out empty: a trainer
+    would find out only when it reads the split, or never (no validation loss at all).
+
+    ``counts``: what each split holds; ``asked``: split -> its value in ``data_prep.splits``
+    (train is always asked for); ``of``: what was split, for the message."""
+    if not counts.get("train"):
+        raise DataError(f"nothing to train on: the train split of {of} is empty",
+                        hint="add data, or leave train a share of data_prep.splits")
+    for split, value in asked.items():
+        if not counts.get(split):
+            raise DataError(f"the {split} split of {of} is empty, though data_prep.splits.{split}={value} asks for it",
+                            hint=f"add data, or set data_prep.splits.{split}=0")
 
 
 def split_by_hash(key: bytes, ratios: tuple[float, float, float]) -> int:

@@ -13,6 +13,7 @@ import glob
 import gzip
 import math
 import os
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,6 +116,11 @@ def resolve_files(spec: DatasetSpec, resolve_ref=None) -> list[SourceFile]:
     return files
 
 
+def describe_files(files: list[SourceFile]) -> str:
+    """The inputs, for a message: the one file, or how many and the first."""
+    return files[0].path if len(files) == 1 else f"{len(files)} files ({files[0].path}, ...)"
+
+
 def plan_units(spec: DatasetSpec, files: list[SourceFile], shards: int) -> list[WorkUnit]:
     """Cut the dataset into at most ``shards`` units of about equal bytes; empty ones dropped."""
     total = sum(f.size for f in files)
@@ -184,13 +190,16 @@ def _json_lines(segment: Segment) -> Iterator[tuple[bytes, Callable[[], str]]]:
     """Non-blank lines of a JSONL byte range (or a whole .gz file) and where each one is."""
     path = segment.file.path
     if segment.file.format == "jsonl.gz":
+        number = 0
         try:
             with gzip.open(path, "rb") as f:
                 for number, line in enumerate(f, 1):
                     if line.strip():
                         yield line, lambda number=number: f"{path}:{number}"
-        except (OSError, EOFError) as err:  # gzip.BadGzipFile is an OSError
-            raise DataError(f"{path}: cannot read gzip stream: {err}") from None
+        # A bad header is an OSError (gzip.BadGzipFile), a cut one an EOFError, a garbled body zlib.error.
+        except (OSError, EOFError, zlib.error) as err:
+            raise DataError(f"{path}:{number + 1}: cannot read gzip stream: {err}",
+                            hint="the file is damaged: fetch or compress it again") from None
         return
     with open(path, "rb") as f:
         pos = segment.start

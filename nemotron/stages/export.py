@@ -26,6 +26,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from nemo_runspec import contents, integrity
 from nemo_runspec.artifacts import current_tracking, log_artifact, setup_artifact_tracking
 from nemo_runspec.errors import ArtifactNotFoundError, ConfigError, NemotronError, TypeMismatchError
 from nemotron.stages.step import check_name_free
@@ -46,13 +47,16 @@ class ExportFailed(NemotronError):
 
 
 def export_hf(source: str, out: str | os.PathLike[str], *, name: str | None = None, tokenizer: str | None = None,
-              root: str | os.PathLike[str] | None = None):
-    """Export the Megatron ModelArtifact ``source`` to ``out``; return the logged ModelArtifact."""
+              root: str | os.PathLike[str] | None = None, verify_inputs: bool = False):
+    """Export the Megatron ModelArtifact ``source`` to ``out``; return the logged ModelArtifact.
+    ``verify_inputs``: digest every file of the source first, not only those whose size or
+    mtime moved."""
     from nemotron.kit.artifacts import ModelArtifact
 
     tracking = setup_artifact_tracking({"root": str(root)} if root else None)
     record = tracking.resolve(source)
     _check_source(record)
+    integrity.require_unchanged(record, contents.FULL if verify_inputs else contents.QUICK)
     out = Path(out).expanduser().absolute()
     _check_out(out)
     name = check_name_free(tracking, name or f"{record.name}-hf", "ModelArtifact")

@@ -41,7 +41,9 @@ def already_logged(tracking: ArtifactTracking, cls: type[A], name: str, director
     if not (directory / marker).exists():
         return None
     for version in range(latest.version, 0, -1):
-        record = latest if version == latest.version else tracking.resolve(f"{name}:v{version}")
+        record = latest if version == latest.version else tracking.resolve(f"{name}:v{version}", deleted_ok=True)
+        if record.deleted is not None:  # gc removed its directory; a new run may have made it again
+            continue
         if record.metadata.get("fingerprint") == digest and str(record.path).startswith(str(directory)):
             return cls.from_record(record)
     return None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from nemotron.data.indexed_dataset import check_shards
 from nemotron.schemas.steps import PretrainStep
 from nemotron.stages.step import Input, receive
 from nemotron.stages.training import train_and_log
@@ -17,4 +18,5 @@ INPUTS = (Input("data", "PretrainBlendsArtifact", "the output of `data prep pret
 
 def train_pretrain(cfg: Any, *, show_progress: bool = True):
     step = receive(cfg, PretrainStep, "pretraining", INPUTS)
+    check_shards(step.typed.data.blend_path)  # here, not in each training process
     return train_and_log(step, "pretrain", show_progress)

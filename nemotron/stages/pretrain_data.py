@@ -35,7 +35,7 @@ def prep_pretrain(cfg: Any, *, show_progress: bool = True) -> PretrainBlendsArti
         count, index = prep.slice.count, prep.slice.index
         if prep.slice.finalize:
             outcome = PrepOutcome(output.directory, None, len(units), 0, len(units))
-            finalize_blend(outcome, units, files)
+            finalize_blend(outcome, units, files, settings.split_ratios)
         else:
             outcome = prepare(units, files, settings, workers=prep.workers, slice_count=count, slice_index=index,
                               finalize=count == 1, show_progress=show_progress)

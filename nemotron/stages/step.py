@@ -18,6 +18,7 @@ from typing import Any, Generic, TypeVar
 from omegaconf import Container, DictConfig, OmegaConf
 from pydantic import BaseModel
 
+from nemo_runspec import contents, integrity
 from nemo_runspec.artifacts import Artifact, ArtifactTracking, log_artifact, setup_artifact_tracking
 from nemo_runspec.errors import ConfigError, TypeMismatchError
 from nemo_runspec.hydra_app import to_plain
@@ -59,6 +60,9 @@ def receive(cfg: Any, schema: type[S], step: str = "", inputs: tuple[Input, ...]
     check_groups(schema, cfg)
     records = tuple(typed_input(tracking, i.key, OmegaConf.select(cfg, f"run.{i.key}"), i.type_name, step, i.what)
                     for i in inputs)
+    full = bool(OmegaConf.select(cfg, "artifacts.verify_inputs", default=False))
+    for record in records:
+        integrity.require_unchanged(record, contents.FULL if full else contents.QUICK)
     plain = to_plain(cfg)
     return Received(tracking, records, plain, validate(schema, plain))
 
@@ -139,7 +143,7 @@ def run_step(tracking: ArtifactTracking, cls: type[A], name: str, *, root: str |
         return None
     artifact = produced.artifact
     artifact.metadata["fingerprint"] = digest
-    log_artifact(artifact, tracking, name=name)
+    log_artifact(artifact, tracking, name=name, owned_dir=directory)
     print(f"logged {artifact.name}:v{artifact.version}: {produced.summary} -> {artifact.path}")
     return artifact
 

@@ -21,9 +21,13 @@ is killed is never picked up: it is still a ``.tmp`` directory, or ``latest`` do
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
 import os
 import shutil
+import uuid
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -85,6 +89,43 @@ def start_writer_queue() -> None:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
 
+def _save_strategy():
+    """On CPU, one writer per rank. Megatron-Core's writer otherwise starts two per rank and
+    records their results in ``.metadata`` in the order they finish, so two identical runs can
+    write different bytes; a CPU checkpoint (tiny models) gains nothing from the second writer.
+    On GPUs the default (None) keeps both."""
+    if torch.cuda.is_available():
+        return None
+    from megatron.core.dist_checkpointing.strategies.torch import TorchDistSaveShardedStrategy
+
+    return TorchDistSaveShardedStrategy("torch_dist", 1, thread_count=1)
+
+
+@contextlib.contextmanager
+def _save_ids_from(final: Path) -> Iterator[None]:
+    """torch's checkpoint writer puts a random uuid4 (``save_id``) into each ``.metadata``,
+    which no reader uses (torch 2.13: it is only stored); drawn from the checkpoint's name
+    instead, two identical runs write identical checkpoints, byte for byte."""
+    from torch.distributed.checkpoint import filesystem
+
+    drawn = itertools.count()
+    random_ids = filesystem._generate_uuid
+    filesystem._generate_uuid = lambda: str(uuid.uuid5(uuid.NAMESPACE_URL, f"nemotron:{final.name}:{next(drawn)}"))
+    try:
+        yield
+    finally:
+        filesystem._generate_uuid = random_ids
+
+
+def _as_given(path: Path) -> str:
+    """``path`` relative to the working directory when it lies below it. torch's checkpoint
+    writer records the path it was given in the checkpoint's ``.metadata``: relative, the
+    checkpoint's bytes do not depend on where the run directory lives, so a reproduction run
+    elsewhere (``nemotron artifact reproduce``) writes the same bytes."""
+    absolute = path.absolute()
+    return str(absolute.relative_to(Path.cwd())) if absolute.is_relative_to(Path.cwd()) else str(absolute)
+
+
 def save(root: Path, step_state: TrainerState, chunks: list, optimizer, rng: dict[str, torch.Tensor], rank: int) -> Path:
     """Write this rank's model ``chunks`` and Megatron-Core ``optimizer`` (None: the model
     only) at ``step_state``; every rank takes part."""
@@ -97,10 +138,12 @@ def save(root: Path, step_state: TrainerState, chunks: list, optimizer, rng: dic
         for part in ("model", "optimizer", "ranks"):
             (tmp / part).mkdir(parents=True)
     torch.distributed.barrier()
-    dist_checkpointing.save(model_state(chunks), str(tmp / "model"))
-    if optimizer is not None:
-        dist_checkpointing.save(optimizer.sharded_state_dict(model_state(chunks), metadata=_optimizer_format()),
-                                str(tmp / "optimizer"))
+    strategy = _save_strategy()
+    with _save_ids_from(final):
+        dist_checkpointing.save(model_state(chunks), _as_given(tmp / "model"), sharded_strategy=strategy)
+        if optimizer is not None:
+            dist_checkpointing.save(optimizer.sharded_state_dict(model_state(chunks), metadata=_optimizer_format()),
+                                    _as_given(tmp / "optimizer"), sharded_strategy=strategy)
     torch.save({"rng": rng}, tmp / "ranks" / f"{rank}.pt")
     torch.distributed.barrier()
     if rank == 0:

@@ -374,6 +374,23 @@ def test_the_art_resolver_reads_a_wandb_only_artifact(fake_api):
     assert (cfg.ckpt, cfg.step) == ("/ckpt/iter_7", 7)
 
 
+def test_a_version_fetched_from_wandb_carries_its_file_manifest_and_verifies(fake_api, tmp_path):
+    from nemo_runspec import contents, integrity
+
+    data = tmp_path / "remote-data"
+    data.mkdir()
+    (data / "train.jsonl").write_text('{"problem": "1 + 1"}\n')
+    metadata = ours(3, str(data), num_rows=1)
+    metadata["nemotron"]["contents"] = contents.manifest_of(data).model_dump(mode="json")
+    fake_api.artifacts["team/proj/fetched:nemotron-v3"] = FakeArtifact(
+        "SplitJsonlDataArtifact", "v2", metadata, {"data/train.jsonl": f"file://{data}/train.jsonl"})
+    record = wandb_tracking().resolve("fetched:v3")
+    assert record.contents is not None and [e.path for e in record.contents.files] == ["train.jsonl"]
+    assert integrity.differences(record) == []
+    (data / "train.jsonl").write_text('{"problem": "1 + 2"}\n')
+    assert [str(d) for d in integrity.differences(record)] == ["train.jsonl: content changed"]
+
+
 def test_offline_resolution_never_calls_wandb(fake_api, monkeypatch):
     from nemo_runspec.errors import ArtifactNotFoundError
 

@@ -47,7 +47,7 @@ def import_sft(path, name: str, tokenizer: str | None, chat_template: str | None
     listing = check_tree(resolved)
     if not (resolved / "train").is_dir():
         raise ConfigError(f"{given}: expected {expected}; found: {found(resolved)}")
-    loaded = require_tokenizer(tokenizer, "sft")
+    loaded = require_tokenizer(tokenizer, "sft", recorded_in=resolved)
     template_source, template_path = "", None
     if chat_template is not None:
         template_path = Path(chat_template).expanduser().absolute()

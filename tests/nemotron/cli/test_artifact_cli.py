@@ -79,6 +79,9 @@ def test_corrupt_manifest_names_the_file(demo_registry):
     assert_one_line_error(run_cli("artifact", "show", "demo-vocab:v1", cwd=demo_registry), str(manifest))
     done = run_cli("artifact", "verify", cwd=demo_registry)
     assert done.returncode == 1 and str(manifest) in done.stderr
+    listed = run_cli("artifact", "list", cwd=demo_registry)                 # listed, and said, exit 1
+    assert listed.returncode == 1 and "demo-corpus" in listed.stdout and "corrupt" in listed.stdout
+    assert f"error: {manifest}: corrupt manifest" in listed.stderr and "Traceback" not in listed.stderr
 
 
 def test_env_toml_syntax_error_names_file_and_line(demo_registry):

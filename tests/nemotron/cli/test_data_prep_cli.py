@@ -89,6 +89,7 @@ def test_multirun_logs_one_version_per_job_with_its_own_config(isolated):
     (["model=nope"], "Could not override 'model'"),
     (["data_prep.shards_per_dataset=1,2"], "needs -m/--multirun"),
     (["data_prep.on_error=maybe"], "data_prep.on_error must be one of 'fail', 'skip', got 'maybe'"),
+    (["data_prep.shards_per_dataset=abc"], "data_prep.shards_per_dataset must be an integer >= 1, got 'abc'"),
     (["data_prep.blend=[{name: d, path: /nope/*.jsonl}]"], "matches no readable files"),
     (["data_prep.blend=[{name: d, path: /x, weight: -1}]"], "data_prep.blend[0].weight"),
     (["data_prep.blend=[{name: d, path: /x, weight: 0}]"], "weights are all zero"),
@@ -106,12 +107,28 @@ def test_bad_input_is_one_line_and_logs_nothing(isolated, args, fragment):
 def test_malformed_record_names_file_and_line_and_skip_counts_it(isolated, tmp_path):
     corpus = tmp_path / "c.jsonl"
     corpus.write_text('{"text": "fine"}\n{"text": "also fine"}\n{"txt": "typo"}\n')
-    done = run_cli("nano3", "data", "prep", "pretrain", blend_override(corpus), cwd=isolated)
+    blend = f"data_prep.blend=[{{name: docs, path: '{corpus}', split: train}}]"  # two documents fill no valid split
+    done = run_cli("nano3", "data", "prep", "pretrain", blend, cwd=isolated)
     assert done.returncode == 1 and f"{corpus}:3: no 'text' field" in done.stderr
-    done = run_cli("nano3", "data", "prep", "pretrain", blend_override(corpus), "data_prep.on_error=skip", cwd=isolated)
+    done = run_cli("nano3", "data", "prep", "pretrain", blend, "data_prep.on_error=skip", cwd=isolated)
     assert done.returncode == 0, done.stderr
     record = json.loads((isolated / "artifacts/nano3-pretrain-data-tiny/versions/v1.json").read_text())
     assert record["metadata"]["skipped"] == {"missing_text_field": 1}
+
+
+@pytest.mark.parametrize("name,content,fragment", [
+    ("empty.jsonl", b"", "no documents in {path} (skipped: none)"),
+    ("damaged.jsonl.gz", b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03" + b"\xff" * 20,
+     "{path}:1: cannot read gzip stream: Error -3 while decompressing data"),
+])
+def test_input_that_makes_no_blend_is_one_line_and_logs_nothing(isolated, tmp_path, name, content, fragment):
+    path = tmp_path / name
+    path.write_bytes(content)
+    done = run_cli("nano3", "data", "prep", "pretrain", blend_override(path), cwd=isolated)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 1 and len(lines) == 2, done.stderr
+    assert lines[0].startswith("error: " + fragment.format(path=path)), done.stderr  # one "error:", the file named
+    assert not (isolated / "artifacts").exists()
 
 
 def test_killed_run_resumes_to_the_same_bytes(isolated, tmp_path):

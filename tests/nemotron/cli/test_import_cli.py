@@ -63,7 +63,7 @@ def test_imported_checkpoint_and_sft_data_train_an_sft_model(work):
     assert (Path(model["path"]) / "model" / "metadata.json").read_bytes() == dist_metadata  # never overwritten
 
     data = record(work, "nano3-sft-data-tiny")
-    imported(work, "data", "import", "sft", data["path"], "--tokenizer", TOKENIZER)
+    imported(work, "data", "import", "sft", data["path"])  # with the tokenizer its metadata.json records
     sft_data = record(work, "nano3-sft-data-imported")
     for key in ("pack_size", "num_packs", "num_sequences", "packing_efficiency", "tokenizer"):
         assert sft_data["fields"][key] == data["fields"][key], key
@@ -79,6 +79,31 @@ def test_imported_checkpoint_and_sft_data_train_an_sft_model(work):
     assert done.returncode == 0, done.stderr[-3000:]
     assert record(work, "from-imports")["inputs"] == ["art://nano3-pretrain-model-imported:v1",
                                                       "art://nano3-sft-data-imported:v1"]
+
+
+def test_the_recorded_tokenizer_is_used_while_it_is_the_file_recorded(tmp_path):
+    from nemo_runspec.errors import ConfigError
+    from nemotron.data.files import file_sha256
+    from nemotron.stages.imports.options import require_tokenizer
+
+    tokenizer = tmp_path / "tok" / "tokenizer.json"
+    tokenizer.parent.mkdir()
+    shutil.copyfile(Path(TOKENIZER) / "tokenizer.json", tokenizer)
+    data = tmp_path / "data"
+    data.mkdir()
+    with pytest.raises(ConfigError, match="importing sft data needs the tokenizer its token ids come from"):
+        require_tokenizer(None, "sft", recorded_in=data)  # no metadata.json: nothing recorded
+    recorded = {"path": str(tokenizer), "sha256": file_sha256(tokenizer), "vocab_size": 2048, "name": "mine"}
+    (data / "metadata.json").write_text(json.dumps({"fields": {"tokenizer": recorded}}))
+    loaded = require_tokenizer(None, "sft", recorded_in=data)
+    assert (loaded.info.path, loaded.info.sha256, loaded.info.name) == (str(tokenizer), recorded["sha256"], "mine")
+    tokenizer.write_text(tokenizer.read_text() + " ")
+    with pytest.raises(ConfigError, match=f"{data / 'metadata.json'} records the tokenizer {tokenizer}, whose sha256 now differs"):
+        require_tokenizer(None, "sft", recorded_in=data)
+    tokenizer.unlink()
+    with pytest.raises(ConfigError, match=f"records the tokenizer {tokenizer}, which is missing") as err:
+        require_tokenizer(None, "sft", recorded_in=data)
+    assert "--tokenizer" in err.value.hint
 
 
 def test_megatron_lm_checkpoint_directory_gives_its_step(work, tmp_path):

@@ -5,11 +5,12 @@ the tiny data once per test directory first.
 """
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 
-from helpers import kill_cli_when, run_cli
+from helpers import REPO, kill_cli_when, run_cli
 
 pytestmark = pytest.mark.slow
 SHORT = ["train.steps=12", "train.checkpoint_interval=6", "train.eval_interval=6", "train.eval_steps=1"]
@@ -107,6 +108,29 @@ def test_bad_input_stops_before_training(isolated, args, fragment):
     done = run_cli("nano3", "pretrain", *args, cwd=isolated)
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 1 and fragment in lines[-2], done.stderr[-2000:]
+    assert not (isolated / "runs" / "nano3-pretrain-model-tiny").exists()
+
+
+def test_a_damaged_or_missing_shard_is_one_line_before_any_training_process(isolated, tmp_path):
+    prep(isolated)
+    blend = json.loads(Path(record(isolated, "nano3-pretrain-data-tiny", 1)["fields"]["blend_path"]).read_text())
+    shard = tmp_path / "shard"
+    for suffix in (".bin", ".idx"):
+        shutil.copyfile(blend["train"][1] + suffix, f"{shard}{suffix}")
+    blend["train"][1] = str(shard)
+    (tmp_path / "blend.json").write_text(json.dumps(blend))
+    # Imported: the blend's shards lie outside the artifact's directory, as a user's shards do.
+    done = run_cli("nano3", "data", "import", "pretrain", str(tmp_path / "blend.json"),
+                   "--tokenizer", str(REPO / "nemotron" / "data" / "tokenizers" / "tiny-bpe"), cwd=isolated)
+    assert done.returncode == 0, done.stderr
+    idx = Path(f"{shard}.idx")
+    for damage, fragment in ((lambda: idx.write_bytes(idx.read_bytes()[:30]), "not a Megatron index"),
+                             (idx.unlink, "shard file missing")):
+        damage()
+        done = run_cli("nano3", "pretrain", "run.data=nano3-pretrain-data-imported:latest", cwd=isolated)
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 1 and len(lines) == 2, done.stderr[-2000:]  # no traceback from a training process
+        assert lines[0].startswith(f"error: {idx}: {fragment}") and "a train shard of" in lines[0], done.stderr
     assert not (isolated / "runs" / "nano3-pretrain-model-tiny").exists()
 
 

@@ -87,6 +87,18 @@ def test_bad_settings_are_one_line_errors(isolated, args, fragment):
     assert not (isolated / "artifacts").exists()
 
 
+def test_a_split_asked_for_that_comes_out_empty_is_refused(isolated, tmp_path):
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text((json.dumps({"problem": "What is 1+1?", "answer": 2}) + "\n") * 2)  # one prompt, de-duplicated
+    blend = f"data_prep.blend=[{{name: mine, path: '{prompts}'}}]"
+    done = run_cli("nano3", "data", "prep", "rl", blend, "data_prep.splits={val: 0.05, test: 0.05}", cwd=isolated)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 1 and len(lines) == 2, done.stderr
+    assert lines[0] == (f"error: the val split of 1 distinct prompts of {prompts} is empty, though "
+                        "data_prep.splits.val=0.05 asks for it"), done.stderr
+    assert not (isolated / "artifacts").exists()
+
+
 def test_bad_record_names_file_and_line_and_skip_counts_it(isolated, tmp_path):
     prompts = tmp_path / "prompts.jsonl"
     prompts.write_text(json.dumps({"problem": "What is 1+1?", "answer": 2}) + "\n"

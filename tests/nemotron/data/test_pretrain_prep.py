@@ -2,13 +2,14 @@
 tokenization, output is deterministic, resumable and sliceable, bad input is refused."""
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from nemo_runspec.errors import ConfigError, DataError
-from nemotron.data.indexed_dataset import IndexedDatasetWriter, read_index
+from nemotron.data.indexed_dataset import IndexedDatasetWriter, blend_prefixes, check_shards, read_index
 from nemotron.data.pretrain_prep import TokenizeSettings, plan, prepare
 from nemotron.data.text_sources import DatasetSpec
 from nemotron.data.tokenizer import load_tokenizer
@@ -30,9 +31,9 @@ def corpus(tmp_path, n=300):
 OPTIONS = {"on_error": "fail", "batch_docs": 256, "add_bos": False, "append_eod": True}
 
 
-def run(out, datasets, *, shards=3, workers=0, **kw):
+def run(out, datasets, *, shards=3, workers=0, split_ratios=(0.8, 0.1, 0.1), **kw):
     units, files = plan(datasets, shards)
-    settings = TokenizeSettings(output_dir=str(out), tokenizer_path=TOKENIZER, split_ratios=(0.8, 0.1, 0.1),
+    settings = TokenizeSettings(output_dir=str(out), tokenizer_path=TOKENIZER, split_ratios=split_ratios,
                                 **{**OPTIONS, **kw})
     return prepare(units, files, settings, workers=workers, show_progress=False), units, files, settings
 
@@ -111,9 +112,9 @@ def test_slices_then_finalize_equal_a_single_run(tmp_path):
     first = prepare(units, files, settings, workers=0, slice_count=2, slice_index=0, finalize=False, show_progress=False)
     assert first.blend_path is None and first.units_run == 2
     with pytest.raises(DataError, match="1 of 3 units are not prepared yet"):
-        finalize_blend(PrepOutcome(tmp_path / "sliced", None, 3, 0, 0), units, files)
+        finalize_blend(PrepOutcome(tmp_path / "sliced", None, 3, 0, 0), units, files, settings.split_ratios)
     prepare(units, files, settings, workers=0, slice_count=2, slice_index=1, finalize=False, show_progress=False)
-    finalize_blend(PrepOutcome(tmp_path / "sliced", None, 3, 0, 0), units, files)
+    finalize_blend(PrepOutcome(tmp_path / "sliced", None, 3, 0, 0), units, files, settings.split_ratios)
     assert tree_bytes(tmp_path / "whole") == tree_bytes(tmp_path / "sliced")
 
 
@@ -150,6 +151,37 @@ def test_a_failing_unit_leaves_no_shard_looking_complete(tmp_path):
     assert not any(".tmp" in name for name in left), left
 
 
+def test_a_blend_with_nothing_to_train_on_or_an_empty_split_is_refused(tmp_path):
+    empty, blank, one = tmp_path / "empty.jsonl", tmp_path / "blank.jsonl", tmp_path / "one.jsonl"
+    empty.write_text("")
+    blank.write_text('{"text": " "}\n')
+    one.write_text('{"text": "hello world"}\n')  # its hash sends it to train
+    with pytest.raises(DataError, match=re.escape(f"no documents in {empty} (skipped: none)")):
+        run(tmp_path / "a", [DatasetSpec(name="d", path=str(empty))])
+    with pytest.raises(DataError, match=re.escape(f"no documents in {blank} (skipped: {{'empty_document': 1}})")):
+        run(tmp_path / "b", [DatasetSpec(name="d", path=str(blank))])
+    with pytest.raises(DataError, match=re.escape(f"the valid split of 1 documents of {one} is empty, though "
+                                                  "data_prep.splits.valid=0.1 asks for it")) as err:
+        run(tmp_path / "c", [DatasetSpec(name="d", path=str(one))])
+    assert err.value.hint == "add data, or set data_prep.splits.valid=0"
+    assert not (tmp_path / "c" / "blend.json").exists()
+    with pytest.raises(DataError, match="nothing to train on: the train split of 1 documents of"):
+        run(tmp_path / "d", [DatasetSpec(name="d", path=str(one), split="valid")])
+    # A split of ratio 0 may stay empty, and the ratios apply only to datasets without a split.
+    assert run(tmp_path / "e", [DatasetSpec(name="d", path=str(one))], split_ratios=(1, 0, 0))[0].split_documents == {"train": 1}
+    assert run(tmp_path / "f", [DatasetSpec(name="d", path=str(one), split="train")])[0].blend_path.is_file()
+
+
+@pytest.mark.parametrize("key,value", [("shards_per_dataset", "abc"), ("batch_docs", "lots"), ("shards_per_dataset", 0)])
+def test_integer_settings_name_their_key(key, value):
+    from nemo_runspec.schema import validate
+    from nemotron.schemas.data_prep import PretrainPrepConfig
+
+    prep = {"blend": [{"name": "d", "path": "x"}], "splits": {"train": 1.0}, "shards_per_dataset": 2, "output_root": "data"}
+    with pytest.raises(ConfigError, match=re.escape(f"data_prep.{key} must be an integer >= 1, got {value!r}")):
+        validate(PretrainPrepConfig, {**prep, key: value}, "data_prep")
+
+
 def test_bad_blends(tmp_path):
     path, _ = corpus(tmp_path, n=5)
     with pytest.raises(ConfigError, match="weights are all zero"):
@@ -183,6 +215,29 @@ def test_read_index_rejects_damaged_shards(tmp_path):
     (tmp_path / "s.idx").write_bytes(b"NOTMAGIC" + idx[8:])
     with pytest.raises(DataError, match="bad magic"):
         read_index(tmp_path / "s")
+
+
+def test_check_shards_names_a_damaged_or_missing_shard_and_its_blend(tmp_path):
+    path, _ = corpus(tmp_path, n=100)
+    run(tmp_path / "out", [DatasetSpec(name="docs", path=str(path))], shards=1)
+    blend_path = tmp_path / "out" / "blend.json"
+    check_shards(blend_path)
+    idx = Path(json.loads(blend_path.read_text())["valid"][1] + ".idx")
+    whole = idx.read_bytes()
+    idx.write_bytes(whole[:30])
+    with pytest.raises(DataError, match=re.escape(f"{idx}: not a Megatron index (bad magic or truncated header) "
+                                                  f"(a valid shard of {blend_path})")):
+        check_shards(blend_path)
+    idx.write_bytes(whole[:-8])
+    with pytest.raises(DataError, match=re.escape(f"{idx}: truncated index")):
+        check_shards(blend_path)
+    idx.unlink()
+    with pytest.raises(DataError, match=re.escape(f"{idx}: shard file missing (a valid shard of {blend_path})")):
+        check_shards(blend_path)
+    with pytest.raises(DataError, match=re.escape(f"{tmp_path / 'nope.json'}: blend file missing")):
+        check_shards(tmp_path / "nope.json")
+    # Both of Megatron-Core's blend list forms (an imported blend may have no weights).
+    assert blend_prefixes([0.5, "/a", "1", " /b"]) == ["/a", "/b"] == blend_prefixes(["/a", "/b"])
 
 
 def test_a_dataset_artifact_as_source_is_pinned_in_lineage(tracking, tmp_path):

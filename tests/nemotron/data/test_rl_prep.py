@@ -227,7 +227,7 @@ def test_no_prompt_lands_in_two_splits_and_duplicates_are_counted(tmp_path):
 @pytest.mark.parametrize("splits,expected", [
     ({"val": 7, "test": 5}, {"train": 88, "val": 7, "test": 5}),
     ({"train": None, "val": 7, "test": 5}, {"train": 88, "val": 7, "test": 5}),
-    ({"val": 0, "test": 100}, {"train": 0, "val": 0, "test": 100}),
+    ({"val": 0, "test": 99}, {"train": 1, "val": 0, "test": 99}),  # a split of ratio 0 may stay empty
     ({"test": 3}, {"train": 97, "val": 0, "test": 3}),
     ({"val": 0.1, "test": 0.05}, {"train": 85, "val": 10, "test": 5}),
     ({"train": None, "val": 0.1, "test": 0.1}, {"train": 80, "val": 10, "test": 10}),
@@ -339,6 +339,22 @@ def test_nothing_usable_is_a_data_error(tmp_path):
     path = write_jsonl(tmp_path / "in.jsonl", ['{"problem": "x?"}'])
     with pytest.raises(DataError, match="no usable prompts in 1 file"):
         run(tmp_path / "out", [DatasetSpec(name="d", path=str(path))], on_error="skip")
+
+
+def test_nothing_to_train_on_or_an_empty_asked_split_is_a_data_error(tmp_path):
+    import re
+
+    once = write_jsonl(tmp_path / "once.jsonl", arithmetic_records(1) * 2)  # one prompt after de-duplication
+    with pytest.raises(DataError, match=re.escape(f"the val split of 1 distinct prompts of {once} is empty, though "
+                                                  "data_prep.splits.val=0.1 asks for it")):
+        run(tmp_path / "out", [DatasetSpec(name="d", path=str(once))])
+    assert not (tmp_path / "out").exists()
+    many = write_jsonl(tmp_path / "many.jsonl", arithmetic_records(100))
+    with pytest.raises(DataError, match="nothing to train on: the train split of 100 distinct prompts of"):
+        run(tmp_path / "out", [DatasetSpec(name="d", path=str(many))], splits={"val": 0, "test": 100})
+    # Splits asked for nothing may stay empty, and a pinned dataset is not drawn from.
+    assert run(tmp_path / "a", [DatasetSpec(name="d", path=str(once))], splits={"val": 0, "test": 0}).kept == 1
+    assert run(tmp_path / "b", [DatasetSpec(name="d", path=str(once), split="train")]).kept == 1
 
 
 def test_bad_settings_are_config_errors(tmp_path):

@@ -177,8 +177,25 @@ def test_bad_conversations_fail_with_file_and_line_or_are_counted(tmp_path):
         with pytest.raises(DataError, match=r"c.jsonl:3: messages\[0\] has unknown role 'robot'") as err:
             run(tmp_path / f"fail{workers}", [DatasetSpec(name="c", path=str(corpus), split="train")], workers=workers)
         assert "on_error=skip" in err.value.hint
+        assert not list((tmp_path / f"fail{workers}").rglob("*.tmp"))  # the failed spools are cleaned up
     outcome = run(tmp_path / "skip", [DatasetSpec(name="c", path=str(corpus), split="train")], on_error="skip")
     assert outcome.skipped == {"unknown_role": 1, "no_assistant": 1} and outcome.num_sequences == 2
+
+
+def test_nothing_to_pack_or_an_empty_split_is_refused(tmp_path):
+    import re
+
+    corpus = write(tmp_path / "c.jsonl", [{"input": f"q{i}", "output": f"a{i}"} for i in range(3)])  # all train by hash
+    with pytest.raises(DataError, match=re.escape(f"no conversations left in {corpus} (skipped: none; dropped as longer "
+                                                  "than data_prep.pack_size=4: 3)")):
+        run(tmp_path / "a", [DatasetSpec(name="c", path=str(corpus))], pack_size=4, overlong="drop")
+    with pytest.raises(DataError, match=re.escape(f"the valid split of 3 conversations of {corpus} is empty, though "
+                                                  "data_prep.splits.valid=0.1 asks for it")):
+        run(tmp_path / "b", [DatasetSpec(name="c", path=str(corpus))])
+    assert not list((tmp_path / "b").glob("*/*.parquet"))
+    # The ratios apply only to datasets without a split; a split of ratio 0 may stay empty.
+    assert set(run(tmp_path / "c", [DatasetSpec(name="c", path=str(corpus), split="train")]).splits) == {"train"}
+    assert set(run(tmp_path / "d", [DatasetSpec(name="c", path=str(corpus))], split_ratios=(1, 0, 0)).splits) == {"train"}
 
 
 def test_pack_size_below_two_is_refused(tmp_path):

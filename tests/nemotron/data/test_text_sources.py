@@ -98,6 +98,18 @@ def test_bad_record_in_gzip_and_txt(tmp_path):
         documents(plan_units(spec, resolve_files(spec), 1))
 
 
+@pytest.mark.parametrize("damage,reason", [
+    (lambda data: data[:10] + b"\xff" * 20 + data[30:], "Error -3 while decompressing data"),
+    (lambda data: data[: len(data) // 2], "Compressed file ended before the end-of-stream marker"),
+])
+def test_a_damaged_gzip_is_a_data_error_naming_the_file(tmp_path, damage, reason):
+    path = tmp_path / "a.jsonl.gz"
+    path.write_bytes(damage(gzip.compress(b'{"text": "a"}\n' * 100)))
+    spec = DatasetSpec(name="d", path=str(path))
+    with pytest.raises(DataError, match=f"^{path}:1: cannot read gzip stream: {reason}"):
+        documents(plan_units(spec, resolve_files(spec), 1))
+
+
 def test_empty_documents_are_skipped_and_counted(tmp_path):
     write_jsonl(tmp_path / "a.jsonl", ["x", "", "   ", "y"])
     spec = DatasetSpec(name="d", path=str(tmp_path / "a.jsonl"))
