@@ -25,6 +25,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from nemo_runspec.errors import DataError
+
 ALGORITHM = "blake2b-256"
 _BLOCK = 1 << 20
 # Below this many bytes in all, a thread pool costs more than it saves.
@@ -101,7 +103,8 @@ def manifest_of(path: str | os.PathLike[str], exclude: Iterable[str] = (), worke
     files = list_files(Path(path), set(exclude))
     for absolute, relative in files:
         if not absolute.exists():
-            raise FileNotFoundError(f"{absolute}: a link to a missing file ({relative} of {path})")
+            raise DataError(f"{absolute}: a link to a missing file ({relative} of {path})",
+                            hint="an artifact's files must all be there when it is published")
     digests = _digest_all([absolute for absolute, _ in files], workers)
     entries = []
     for (absolute, relative), digest in zip(files, digests):

@@ -54,8 +54,9 @@ class Reproduction:
 class PinnedTracking(ArtifactTracking):
     """A tracking whose reads of the pinned names come from ``source`` at the pinned versions."""
 
-    def __init__(self, registry: ManifestRegistry, source: ManifestRegistry, pins: dict[str, int]):
-        super().__init__(registry=registry)
+    def __init__(self, registry: ManifestRegistry, source: ManifestRegistry, pins: dict[str, int],
+                 mirrors: list | None = None):
+        super().__init__(registry=registry, mirrors=list(mirrors or []))
         self.source, self.pins = source, pins
 
     def _resolve_uncached(self, ref: ArtifactRef) -> ArtifactRecord:
@@ -71,17 +72,19 @@ def reproduce(tracking: ArtifactTracking, ref: str, *, log: bool = False, show_p
                           "compare a rebuild with")
     result = Reproduction(original, warnings=[*_code_warnings(original), *_source_warnings(original)])
     pins = _pins(original)
+    existing = tracking.registry.latest_version(original.name)
     with _workdir(log) as scratch:
         registry = tracking.registry if log else ManifestRegistry(scratch / "registry")
-        pinned = PinnedTracking(registry, tracking.registry, pins)
+        pinned = PinnedTracking(registry, tracking.registry, pins, tracking.mirrors if log else None)  # W&B sees --log only
         try:
             with using_tracking(pinned), _output_roots_env(None if log else scratch):
                 artifact = _rerun(original, None if log else scratch, show_progress)
         except NemotronError as err:
             raise NemotronError(f"{original.ref} did not reproduce: its step failed: {err}", hint=err.hint) from err
         rebuilt = pinned.registry.read_version(artifact.name, artifact.version)
-        if log and (rebuilt.version == original.version or rebuilt.path == original.path):
-            result.note = f"{original.ref}'s data is still in place ({original.path}): nothing was rebuilt"
+        if log and rebuilt.version <= existing:  # the step found its output already logged
+            result.note = (f"{rebuilt.ref} already holds this output ({rebuilt.path}): nothing was rebuilt; "
+                           f"`nemotron artifact verify {original.ref} --content` checks it")
             return result
         result.rebuilt = rebuilt
         result.differences = [d for d in _compare(original.contents, rebuilt.contents)

@@ -8,6 +8,7 @@ import os
 import pytest
 
 from nemo_runspec import contents
+from nemo_runspec.errors import DataError
 
 
 @pytest.fixture
@@ -75,7 +76,7 @@ def test_links_are_followed_cycles_walked_once_and_a_dangling_link_is_missing(tm
     assert [d.kind for d in contents.compare(manifest, artifact)] == ["size"]
     (user / "data.jsonl").unlink()
     assert [(d.kind, d.path) for d in contents.compare(manifest, artifact)] == [("missing", "train.jsonl")]
-    with pytest.raises(FileNotFoundError, match="a link to a missing file"):
+    with pytest.raises(DataError, match="a link to a missing file"):
         contents.manifest_of(artifact)
 
 

@@ -36,7 +36,9 @@ def test_sft_teaches_the_chat_format_and_some_of_the_task(piped):
 def test_rl_raises_held_out_accuracy_over_the_sft_model(piped):
     sft, rl = fields(piped, "nano3-eval-sft-tiny"), fields(piped, "nano3-eval-rl-tiny")
     assert rl["model"].startswith("art://nano3-rl-model-tiny:") and rl["data"] == sft["data"]
-    assert rl["accuracy"] - sft["accuracy"] >= 0.05  # three prompts of the 60; the smallest gain seen was four
+    # Three prompts of the 60, counted (0.1833 - 0.1333 is a hair under 0.05 in floats). The
+    # smallest gain seen: four on the machine of the measurement, three on another CPU.
+    assert round((rl["accuracy"] - sft["accuracy"]) * rl["prompts"]) >= 3
     record = json.loads((piped / "artifacts" / "nano3-rl-model-tiny" / "versions" / "v1.json").read_text())
     assert record["metadata"]["groups_with_advantage"] > 0.5  # the groups saw reward variance
 

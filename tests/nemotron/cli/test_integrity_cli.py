@@ -82,21 +82,24 @@ def test_every_version_has_a_manifest_and_verifies_file_by_file(work):
     assert "blake2b-256 root" in shown
 
 
-@pytest.mark.parametrize("name, suffix, training", [
-    ("nano3-pretrain-data-tiny", ".bin", ["nano3", "pretrain", *PRETRAIN]),
-    ("nano3-pretrain-model-tiny", ".distcp", ["nano3", "sft", *SFT]),
-    ("nano3-sft-data-tiny", ".parquet", ["nano3", "sft", *SFT]),
-    ("nano3-rl-data-tiny", "train.jsonl", ["nano3", "rl", "rl.steps=1"]),
+@pytest.mark.parametrize("name, suffix, readers", [
+    ("nano3-pretrain-data-tiny", ".bin", [["nano3", "pretrain", *PRETRAIN]]),
+    ("nano3-pretrain-model-tiny", ".distcp", [["nano3", "sft", *SFT],
+                                              ["nano3", "model", "export", "hf", "nano3-pretrain-model-tiny:v1", "hf-out"]]),
+    ("nano3-sft-data-tiny", ".parquet", [["nano3", "sft", *SFT]]),
+    ("nano3-rl-data-tiny", "train.jsonl", [["nano3", "rl", "rl.steps=1"]]),
 ], ids=["shard", "checkpoint", "parquet", "jsonl-split"])
-def test_one_changed_byte_is_found_by_verify_and_refused_by_the_next_training(work, name, suffix, training):
+def test_one_changed_byte_is_found_by_verify_and_refused_by_the_next_training(work, name, suffix, readers):
     versions = len(list((work / "artifacts").glob("*/versions/v*.json")))
     with one_byte_changed(work, name, suffix) as changed:
         verified = cli(work, "artifact", "verify", f"{name}:v1", "--content", ok=False)
         assert verified.returncode == 1 and f"{name}:v1: {changed}: content changed" in verified.stderr
-        refused = cli(work, *training, ok=False)
-        assert refused.returncode == 1, refused.stdout[-2000:]
-        assert f"error: art://{name}:v1 changed since it was published: {changed}: content changed" in refused.stderr
-        assert "Traceback" not in refused.stderr and "verify" in refused.stderr
+        for reader in readers:
+            refused = cli(work, *reader, ok=False)
+            assert refused.returncode == 1, refused.stdout[-2000:]
+            assert f"error: art://{name}:v1 changed since it was published: {changed}: content changed" in refused.stderr
+            assert "Traceback" not in refused.stderr and "verify" in refused.stderr
+    assert not (work / "hf-out").exists()
     assert len(list((work / "artifacts").glob("*/versions/v*.json"))) == versions   # nothing logged
     assert "all valid" in cli(work, "artifact", "verify", f"{name}:v1", "--content").stdout
 
@@ -186,3 +189,9 @@ def test_gc_frees_the_unreferenced_sweep_job_and_the_rl_lineage_stays_whole(work
     refused = cli(work, "nano3", "rl", "run.model=nano3-sft-model-tiny:v1", "rl.steps=1", ok=False)
     assert refused.returncode == 1 and "its data was deleted by `nemotron artifact gc`" in refused.stderr
     assert "all valid" in cli(work, "artifact", "verify", "--content").stdout
+    rebuilt = cli(work, "artifact", "reproduce", "nano3-sft-model-tiny:v1", "--log").stdout   # gc undone
+    assert "nano3-sft-model-tiny:v1: identical" in rebuilt and "(logged nano3-sft-model-tiny:v3)" in rebuilt
+    assert record(work, "nano3-sft-model-tiny", 3)["inputs"] == sweep_job["inputs"]
+    assert Path(sweep_job["owned_dir"]).is_dir()
+    again = cli(work, "artifact", "reproduce", "nano3-sft-model-tiny:v2", "--log").stdout
+    assert "nano3-sft-model-tiny:v2 already holds this output" in again and "nothing was rebuilt" in again
