@@ -122,8 +122,7 @@ def compare(manifest: ContentManifest, path: str | os.PathLike[str], mode: Mode 
         return [Difference("missing", str(base), "the artifact's path is gone")]
     present = {relative: absolute for absolute, relative in list_files(base, set(exclude)) if absolute.exists()}
     expected = {entry.path: entry for entry in manifest.files}
-    differences = [Difference("missing", p) for p in sorted(expected.keys() - present.keys())]
-    differences += [Difference("extra", p) for p in sorted(present.keys() - expected.keys())]
+    differences = _missing_and_extra(expected.keys(), present.keys())
     to_read = []
     for relative in sorted(expected.keys() & present.keys()):
         entry, stat = expected[relative], present[relative].stat()
@@ -135,6 +134,25 @@ def compare(manifest: ContentManifest, path: str | os.PathLike[str], mode: Mode 
         if digest != expected[relative].digest:
             differences.append(Difference("digest", relative))
     return differences
+
+
+def differences_between(recorded: ContentManifest, other: ContentManifest) -> list[Difference]:
+    """How ``other`` (a rebuild's manifest) differs from ``recorded``, as :func:`compare` says it."""
+    if recorded.same_content(other):
+        return []
+    old, new = {e.path: e for e in recorded.files}, {e.path: e for e in other.files}
+    found = _missing_and_extra(old.keys(), new.keys())
+    for path in sorted(old.keys() & new.keys()):
+        if old[path].size != new[path].size:
+            found.append(Difference("size", path, f"{old[path].size} -> {new[path].size} bytes"))
+        elif old[path].digest != new[path].digest:
+            found.append(Difference("digest", path))
+    return found
+
+
+def _missing_and_extra(expected, present) -> list[Difference]:
+    return ([Difference("missing", p) for p in sorted(expected - present)]
+            + [Difference("extra", p) for p in sorted(present - expected)])
 
 
 def list_files(path: Path, exclude: set[str] = frozenset()) -> list[tuple[Path, str]]:

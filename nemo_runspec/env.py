@@ -8,6 +8,8 @@ table is a named execution profile (``executor``, ``partition``, ...) that may `
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -87,3 +89,19 @@ def load_env(path: Path | None = None) -> EnvFile:
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError(f"{path}: cannot read env file: {err}") from None
     return EnvFile(path=path, data=data)
+
+
+@contextmanager
+def exported(env: dict[str, str]) -> Iterator[None]:
+    """``env`` set in this process's environment for the block, then put back as it was (a SLURM
+    profile's variables for sbatch, which the job inherits; a reproduction's output roots)."""
+    saved = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from nemo_runspec import atomic
+from nemo_runspec.env import exported
 from nemo_runspec.errors import NemotronError
 from nemo_runspec.slurm.jobs import no_client
 from nemo_runspec.slurm.profile import Profile
@@ -119,22 +120,6 @@ def submit_array(profile: Profile, argvs: list[list[str]], name: str, *, after: 
     for job in submitted:
         write_record(job_dir, job)
     return submitted
-
-
-@contextlib.contextmanager
-def exported(env: dict[str, str]):
-    """The profile's variables in sbatch's environment, which the job inherits (sbatch's default
-    ``--export=ALL``); kept out of submitit's pickle, which lies in the shared job folder."""
-    saved = {key: os.environ.get(key) for key in env}
-    os.environ.update(env)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def check_accepted(profile: Profile, name: str, after: list[str] = ()) -> None:

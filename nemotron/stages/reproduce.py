@@ -25,6 +25,7 @@ from typing import Any
 
 from nemo_runspec import contents
 from nemo_runspec.artifacts import ArtifactTracking, using_tracking
+from nemo_runspec.env import exported
 from nemo_runspec.errors import ConfigError, NemotronError
 from nemo_runspec.provenance import current_code_version
 from nemo_runspec.refs import ArtifactRef, is_artifact_ref
@@ -87,7 +88,9 @@ def reproduce(tracking: ArtifactTracking, ref: str, *, log: bool = False, show_p
                            f"`nemotron artifact verify {original.ref} --content` checks it")
             return result
         result.rebuilt = rebuilt
-        result.differences = [d for d in _compare(original.contents, rebuilt.contents)
+        found = (contents.differences_between(original.contents, rebuilt.contents) if rebuilt.contents else
+                 [contents.Difference("missing", "*", "the rebuild has no content manifest")])
+        result.differences = [d for d in found
                               if not _same_but_for_location(d, original, rebuilt, result)]
     return result
 
@@ -132,23 +135,6 @@ def _reimport(record: ArtifactRecord, scratch: Path | None):
                             name=record.name, tokenizer=tokenizer, root=root)
     return import_data("reproduce", _IMPORT_STAGE[record.type], source, name=record.name, tokenizer=tokenizer,
                        chat_template=record.metadata.get("chat_template_path"), root=root)
-
-
-def _compare(recorded: contents.ContentManifest, rebuilt: contents.ContentManifest | None) -> list[contents.Difference]:
-    if rebuilt is None:
-        return [contents.Difference("missing", "*", "the rebuild has no content manifest")]
-    if recorded.same_content(rebuilt):
-        return []
-    new = {e.path: e for e in rebuilt.files}
-    old = {e.path: e for e in recorded.files}
-    found = [contents.Difference("missing", p) for p in sorted(old.keys() - new.keys())]
-    found += [contents.Difference("extra", p) for p in sorted(new.keys() - old.keys())]
-    for path in sorted(old.keys() & new.keys()):
-        if old[path].size != new[path].size:
-            found.append(contents.Difference("size", path, f"{old[path].size} -> {new[path].size} bytes"))
-        elif old[path].digest != new[path].digest:
-            found.append(contents.Difference("digest", path))
-    return found
 
 
 def _same_but_for_location(difference: contents.Difference, original: ArtifactRecord, rebuilt: ArtifactRecord,
@@ -230,20 +216,8 @@ def _working_directory(directory: Path) -> Iterator[None]:
         os.chdir(before)
 
 
-@contextmanager
-def _output_roots_env(scratch: Path | None) -> Iterator[None]:
+def _output_roots_env(scratch: Path | None):
     """Imports read their output roots from the environment (NEMOTRON_DATA_ROOT, NEMOTRON_RUNS_ROOT)."""
     if scratch is None:
-        yield
-        return
-    saved = {k: os.environ.get(k) for k in ("NEMOTRON_DATA_ROOT", "NEMOTRON_RUNS_ROOT")}
-    os.environ.update(NEMOTRON_DATA_ROOT=str(scratch / "data"), NEMOTRON_RUNS_ROOT=str(scratch / "runs"))
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
+        return exported({})
+    return exported({"NEMOTRON_DATA_ROOT": str(scratch / "data"), "NEMOTRON_RUNS_ROOT": str(scratch / "runs")})

@@ -1,4 +1,8 @@
-"""Stage-2 prep as a library: input shapes, the one output schema, splits, duplicates, bad records."""
+"""Stage-2 prep as a library: input shapes, the one output schema, splits, duplicates, bad records.
+
+Just over 400 lines on purpose: every test builds its input through the same few writers and
+reads the output through one reader (the top of the file); split, they would share them across files.
+"""
 
 import hashlib
 import json
