@@ -229,14 +229,14 @@ def gc(
     registry = _tracking(root).registry
     outcome = (collection.plan if dry_run else collection.collect)(registry, keep_last)
     verb = "would delete" if dry_run else "deleted"
-    table = Table("version", "type", "directory", "bytes", title=f"{verb}: {len(outcome.delete)} versions, "
-                                                                 f"{_size(outcome.bytes)}")
+    count = f"{len(outcome.delete)} version{'' if len(outcome.delete) == 1 else 's'}"
+    table = Table("version", "type", "directory", "bytes", title=f"{verb}: {count}, {_size(outcome.bytes)}")
     for candidate in outcome.delete:
         table.add_row(candidate.record.ref, candidate.record.type, str(candidate.directory), _size(candidate.size))
     _console().print(table)
     for record, why in outcome.left:
         typer.echo(f"left {record.ref}: unreferenced, but {why}")
-    typer.echo(f"{verb} {_size(outcome.bytes)} in {len(outcome.delete)} versions; kept {outcome.kept}")
+    typer.echo(f"{verb} {_size(outcome.bytes)} in {count}; kept {outcome.kept}")
 
 
 @app.command()

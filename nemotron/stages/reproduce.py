@@ -78,7 +78,7 @@ def reproduce(tracking: ArtifactTracking, ref: str, *, log: bool = False, show_p
         registry = tracking.registry if log else ManifestRegistry(scratch / "registry")
         pinned = PinnedTracking(registry, tracking.registry, pins, tracking.mirrors if log else None)  # W&B sees --log only
         try:
-            with using_tracking(pinned), _output_roots_env(None if log else scratch):
+            with using_tracking(pinned), exported(_run_env(original, None if log else scratch)):
                 artifact = _rerun(original, None if log else scratch, show_progress)
         except NemotronError as err:
             raise NemotronError(f"{original.ref} did not reproduce: its step failed: {err}", hint=err.hint) from err
@@ -216,8 +216,13 @@ def _working_directory(directory: Path) -> Iterator[None]:
         os.chdir(before)
 
 
-def _output_roots_env(scratch: Path | None):
-    """Imports read their output roots from the environment (NEMOTRON_DATA_ROOT, NEMOTRON_RUNS_ROOT)."""
-    if scratch is None:
-        return exported({})
-    return exported({"NEMOTRON_DATA_ROOT": str(scratch / "data"), "NEMOTRON_RUNS_ROOT": str(scratch / "runs")})
+def _run_env(record: ArtifactRecord, scratch: Path | None) -> dict[str, str]:
+    """What the rerun's environment must say: imports read their output roots from it
+    (NEMOTRON_DATA_ROOT, NEMOTRON_RUNS_ROOT), and a CPU training runs with the torch threads the
+    original ran with, since a CPU matmul's sums depend on them."""
+    env = {}
+    if scratch is not None:
+        env.update(NEMOTRON_DATA_ROOT=str(scratch / "data"), NEMOTRON_RUNS_ROOT=str(scratch / "runs"))
+    if isinstance(threads := record.metadata.get("cpu_threads"), int):
+        env["OMP_NUM_THREADS"] = str(threads)
+    return env

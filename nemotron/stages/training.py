@@ -163,6 +163,7 @@ def model_artifact(config: dict[str, Any], stage: str, result: dict[str, Any], d
             "val_loss": result.get("val_loss"),
             "processes": result.get("processes"),
             "data_parallel": result.get("data_parallel"),
+            "cpu_threads": result.get("cpu_threads"),
             "metrics": str(directory / "metrics.jsonl"),
             "loss_plot": result.get("plot"),
             "vocab_size": config["data"]["vocab_size"],

@@ -117,15 +117,6 @@ def _save_ids_from(final: Path) -> Iterator[None]:
         filesystem._generate_uuid = random_ids
 
 
-def _as_given(path: Path) -> str:
-    """``path`` relative to the working directory when it lies below it. torch's checkpoint
-    writer records the path it was given in the checkpoint's ``.metadata``: relative, the
-    checkpoint's bytes do not depend on where the run directory lives, so a reproduction run
-    elsewhere (``nemotron artifact reproduce``) writes the same bytes."""
-    absolute = path.absolute()
-    return str(absolute.relative_to(Path.cwd())) if absolute.is_relative_to(Path.cwd()) else str(absolute)
-
-
 def save(root: Path, step_state: TrainerState, chunks: list, optimizer, rng: dict[str, torch.Tensor], rank: int) -> Path:
     """Write this rank's model ``chunks`` and Megatron-Core ``optimizer`` (None: the model
     only) at ``step_state``; every rank takes part."""
@@ -139,11 +130,15 @@ def save(root: Path, step_state: TrainerState, chunks: list, optimizer, rng: dic
             (tmp / part).mkdir(parents=True)
     torch.distributed.barrier()
     strategy = _save_strategy()
-    with _save_ids_from(final):
-        dist_checkpointing.save(model_state(chunks), _as_given(tmp / "model"), sharded_strategy=strategy)
+    # torch's checkpoint writer records the path it is given in each ``.metadata``: given one
+    # relative to the checkpoints folder, a checkpoint's bytes do not depend on where its run
+    # lives, so a reproduction in a scratch folder (``nemotron artifact reproduce``) writes the
+    # same bytes, whether train.output_root was relative or absolute.
+    with _save_ids_from(final), contextlib.chdir(root):
+        dist_checkpointing.save(model_state(chunks), f"{tmp.name}/model", sharded_strategy=strategy)
         if optimizer is not None:
             dist_checkpointing.save(optimizer.sharded_state_dict(model_state(chunks), metadata=_optimizer_format()),
-                                    _as_given(tmp / "optimizer"), sharded_strategy=strategy)
+                                    f"{tmp.name}/optimizer", sharded_strategy=strategy)
     torch.save({"rng": rng}, tmp / "ranks" / f"{rank}.pt")
     torch.distributed.barrier()
     if rank == 0:

@@ -323,8 +323,11 @@ def test_a_signalled_job_checkpoints_requeues_and_its_rerun_ends_at_the_uninterr
     a checkpoint and exits 75, the job requeues itself, and its rerun resumes, ends at the
     losses of an uninterrupted run bit for bit and logs the model once."""
     assert run_cli("nano3", "data", "prep", "pretrain", cwd=cluster).returncode == 0
+    # The profiles run with OMP_NUM_THREADS=1; a CPU matmul's sums depend on its thread count, so
+    # the reference uses one thread too (on a machine with more cores it would differ in the 7th digit).
     reference = run_cli(*PREEMPTED_RUN, *args, f"train.output_root={cluster / 'reference'}",
-                        *(["train.nproc_per_node=2"] if args else []), cwd=cluster, timeout=600)
+                        *(["train.nproc_per_node=2"] if args else []), cwd=cluster, timeout=600,
+                        env={"OMP_NUM_THREADS": "1"})
     assert reference.returncode == 0, reference.stderr[-3000:]
     assert "logged nano3-pretrain-model-tiny:v1" in reference.stdout
 
