@@ -104,6 +104,10 @@ def train(job: dict[str, Any]) -> dict[str, Any]:
     trainer.save_model(str(policy))  # collective: every rank takes part, the main one writes
     if not trainer.is_world_process_zero():
         return {}
+    # transformers' Trainer pickles its arguments beside the weights (training_args.bin); a
+    # published artifact holds no pickle, so they are kept as JSON, readable without running code.
+    (policy / "training_args.bin").unlink(missing_ok=True)
+    (policy / "training_args.json").write_text(trainer.args.to_json_string(), encoding="utf-8")
     tokenizer.save_pretrained(str(policy))
     records = _metrics(trainer.state.log_history, [f.__name__ for f in functions])
     (run_dir / METRICS_FILE).write_text("".join(json.dumps(r) + "\n" for r in records))

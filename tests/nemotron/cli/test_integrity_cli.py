@@ -133,18 +133,21 @@ def test_reproduce_rebuilds_identical_files_and_logs_nothing(work, name):
     assert len(list((work / "artifacts").glob("*/versions/v*.json"))) == versions
 
 
-def test_reproduce_names_what_differs_after_a_source_changed(work):
-    source = work / "src" / "rl" / "sums.jsonl"
+@pytest.mark.parametrize("stage, changed", [("pretrain", ".bin: size changed"), ("sft", ".parquet: "),
+                                            ("rl", "train.jsonl: size changed")])
+def test_reproduce_names_what_differs_after_a_source_changed(work, stage, changed):
+    name = f"nano3-{stage}-data-tiny"
+    source = work / "src" / stage / "sums.jsonl"
     original = source.read_text()
     lines = original.splitlines(keepends=True)
-    source.write_text("".join(lines[:-1]))                                  # one prompt fewer
+    source.write_text("".join(lines[:-1]))                                  # one record fewer
     try:
-        done = cli(work, "artifact", "reproduce", "nano3-rl-data-tiny:v1", ok=False)
+        done = cli(work, "artifact", "reproduce", f"{name}:v1", ok=False)
     finally:
         source.write_text(original)
-    assert done.returncode == 1 and "did not reproduce" in done.stderr
-    assert f"warning: source {source} changed since nano3-rl-data-tiny:v1 was made" in done.stderr
-    assert "nano3-rl-data-tiny:v1: train.jsonl: size changed" in done.stderr
+    assert done.returncode == 1 and f"{name}:v1 did not reproduce" in done.stderr
+    assert f"warning: source {source} changed since {name}:v1 was made" in done.stderr
+    assert any(line.startswith(f"{name}:v1: ") and changed in line for line in done.stderr.splitlines()), done.stderr
 
 
 def test_an_import_reproduces_until_the_imported_files_change(work):

@@ -41,6 +41,8 @@ def test_grpo_logs_an_hf_policy_pinned_to_the_sft_model_and_data_with_rewards_pe
     assert [r["step"] for r in rows] == [1, 2]
     assert all({"reward", "kl", "reward/math_verify", "reward/format"} <= r.keys() for r in rows)
     assert Path(model["metadata"]["reward_plot"]).read_bytes()[:4] == b"\x89PNG"
+    policy = Path(model["path"])
+    assert not list(policy.glob("*.bin")) and json.loads((policy / "training_args.json").read_text())["max_steps"] == 2
     loaded = run_python(f"""
 from transformers import AutoModelForCausalLM, AutoTokenizer
 model = AutoModelForCausalLM.from_pretrained({model['path']!r})
