@@ -105,9 +105,11 @@ def train(job: dict[str, Any]) -> dict[str, Any]:
     if not trainer.is_world_process_zero():
         return {}
     # transformers' Trainer pickles its arguments beside the weights (training_args.bin); a
-    # published artifact holds no pickle, so they are kept as JSON, readable without running code.
+    # published artifact holds no pickle, so they are kept as JSON, readable without running code,
+    # with the output folder relative to the run's, so the file does not depend on where it lives.
     (policy / "training_args.bin").unlink(missing_ok=True)
-    (policy / "training_args.json").write_text(trainer.args.to_json_string(), encoding="utf-8")
+    arguments = {**json.loads(trainer.args.to_json_string()), "output_dir": "trl"}
+    (policy / "training_args.json").write_text(json.dumps(arguments, indent=2), encoding="utf-8")
     tokenizer.save_pretrained(str(policy))
     records = _metrics(trainer.state.log_history, [f.__name__ for f in functions])
     (run_dir / METRICS_FILE).write_text("".join(json.dumps(r) + "\n" for r in records))
@@ -116,6 +118,7 @@ def train(job: dict[str, Any]) -> dict[str, Any]:
     result = {"step": int(trainer.state.global_step), "final_reward": last.get("reward"), "final_kl": last.get("kl"),
               "groups_with_advantage": sum(spread) / len(spread) if spread else None,
               "final_loss": last.get("loss"), "policy": str(policy), "processes": trainer.accelerator.num_processes,
+              "cpu_threads": None if cuda else torch.get_num_threads(),  # reproduce reruns with them
               "plot": str(plot_loss(run_dir, REWARD_SERIES, "reward.png", "value"))}
     (run_dir / RESULT_FILE).write_text(json.dumps(result, indent=1))
     return result

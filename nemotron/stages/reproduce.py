@@ -26,7 +26,7 @@ from typing import Any
 from nemo_runspec import contents
 from nemo_runspec.artifacts import ArtifactTracking, using_tracking
 from nemo_runspec.env import exported
-from nemo_runspec.errors import ConfigError, NemotronError
+from nemo_runspec.errors import ArtifactNotFoundError, ConfigError, NemotronError
 from nemo_runspec.provenance import current_code_version
 from nemo_runspec.refs import ArtifactRef, is_artifact_ref
 from nemo_runspec.registry.manifest import ManifestRegistry
@@ -63,7 +63,12 @@ class PinnedTracking(ArtifactTracking):
     def _resolve_uncached(self, ref: ArtifactRef) -> ArtifactRecord:
         if ref.name in self.pins:
             return self.source.read_version(ref.name, self.pins[ref.name])
-        return super()._resolve_uncached(ref)
+        try:
+            return super()._resolve_uncached(ref)
+        except ArtifactNotFoundError:
+            # What a step looks up beyond its inputs (an SFT model's training data, for the
+            # tokenizer its HF copy needs) is where the original's inputs live.
+            return self.source.resolve(ref)
 
 
 def reproduce(tracking: ArtifactTracking, ref: str, *, log: bool = False, show_progress: bool = True) -> Reproduction:

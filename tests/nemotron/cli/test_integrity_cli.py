@@ -121,7 +121,7 @@ def test_a_change_that_keeps_the_mtime_needs_verify_inputs(work):
 
 
 @pytest.mark.parametrize("name", ["nano3-pretrain-data-tiny", "nano3-sft-data-tiny", "nano3-rl-data-tiny",
-                                  "nano3-pretrain-model-tiny"])
+                                  "nano3-pretrain-model-tiny", "nano3-rl-model-tiny"])
 def test_reproduce_rebuilds_identical_files_and_logs_nothing(work, name):
     versions = len(list((work / "artifacts").glob("*/versions/v*.json")))
     # A training reruns with the torch threads it recorded, whatever this shell's OMP_NUM_THREADS.
