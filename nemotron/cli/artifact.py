@@ -156,7 +156,7 @@ def verify(
             typer.echo(problem, err=True)
         where = ref or f"registry {registry.root}"
         raise CorruptRecordError(f"{where}: {len(problems)} problem(s)", hint="see the lines above")
-    what = f"{len({r.name for r in records})} names, {len(records)} versions"
+    what = f"{_count(len({r.name for r in records}), 'name')}, {_count(len(records), 'version')}"
     what += f", {checked} checked file by file" if content else ""
     typer.echo(f"{ref or 'registry ' + str(registry.root)}: {what}, all valid")
 
@@ -229,7 +229,7 @@ def gc(
     registry = _tracking(root).registry
     outcome = (collection.plan if dry_run else collection.collect)(registry, keep_last)
     verb = "would delete" if dry_run else "deleted"
-    count = f"{len(outcome.delete)} version{'' if len(outcome.delete) == 1 else 's'}"
+    count = _count(len(outcome.delete), "version")
     table = Table("version", "type", "directory", "bytes", title=f"{verb}: {count}, {_size(outcome.bytes)}")
     for candidate in outcome.delete:
         table.add_row(candidate.record.ref, candidate.record.type, str(candidate.directory), _size(candidate.size))
@@ -274,6 +274,10 @@ def _records_to_verify(tracking, ref: str | None):
             except NemotronError:
                 continue  # bookkeeping (registry.verify) reports it
     return records
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def _contents_text(record) -> str:

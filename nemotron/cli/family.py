@@ -71,6 +71,7 @@ def family_app(family: str) -> typer.Typer:
         run: str | None = _RUN,
         batch: str | None = _BATCH,
         to: str | None = typer.Option(None, "--to", metavar="STEP", help="Stop after this step (e.g. pretrain)."),
+        verify_inputs: bool = _VERIFY_INPUTS,
     ) -> None:
         """The whole tiny-to-full pipeline: 3 data preps, 3 trainings and an evaluation after each,
         then the final lineage, a table of each model's evaluations and the report picture.
@@ -83,7 +84,8 @@ def family_app(family: str) -> typer.Typer:
         from nemo_runspec import lineage
         from nemotron.stages.pipe import pipe_here_or_on_slurm
 
-        outcome = pipe_here_or_on_slurm(family, list(ctx.args), run=run, batch=batch, until=to, debug=_debug(ctx))
+        overrides = [*ctx.args, *([_VERIFY_OVERRIDE] if verify_inputs else [])]
+        outcome = pipe_here_or_on_slurm(family, overrides, run=run, batch=batch, until=to, debug=_debug(ctx))
         if outcome.final is None:  # --batch: the job ids, for scripts
             typer.echo(" ".join(job.job_id for job in outcome.jobs))
             return

@@ -2,9 +2,9 @@
 evaluation after each training; it ends with a table of what each model measured and the
 report picture of the chain (:mod:`nemotron.stages.report`).
 
-Each step composes its own recipe and resolves its inputs from the artifacts the earlier
-steps logged (every recipe's ``run.data`` / ``run.model`` default to the family's and
-variant's ``:latest``; an evaluation reads exactly the versions its steps logged). A step
+Each step composes its own recipe with its inputs (``run.data``, ``run.model``) pinned to the
+exact versions the earlier steps logged, so a run of the same name made beside the pipe (a
+sweep) never becomes a parent; a step run alone reads the family's and variant's ``:latest``. A step
 whose output already exists for the same inputs and config returns the logged artifact
 instead of running again, so a re-run after a failure picks up where it stopped. Overrides apply to every step, or to one step with its name as a prefix:
 ``pretrain:train.steps=20``. Under a SLURM profile every step is its own job, chained with

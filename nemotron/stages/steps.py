@@ -82,13 +82,17 @@ def _pipe_steps() -> tuple[PipeStep, ...]:
         return PipeStep(name, named["eval"], (f"eval={kind}", f"run.name=${{family}}-{name.replace('_', '-')}-${{variant}}",
                                               *extra), (("model", model), ("data", data)))
 
-    return (PipeStep("data_prep_pretrain", named["data_prep_pretrain"]), PipeStep("pretrain", named["pretrain"]),
+    # A training reads the versions the pipe's own steps logged, not :latest: a run of the same
+    # name made beside the pipe (a sweep, say) must not become the next stage's parent.
+    return (PipeStep("data_prep_pretrain", named["data_prep_pretrain"]),
+            PipeStep("pretrain", named["pretrain"], inputs=(("data", "data_prep_pretrain"),)),
             evaluation("eval_initial", "loss", "pretrain", "data_prep_pretrain", "eval.weights=initial"),
             evaluation("eval_pretrain", "loss", "pretrain", "data_prep_pretrain"),
-            PipeStep("data_prep_sft", named["data_prep_sft"]), PipeStep("sft", named["sft"]),
+            PipeStep("data_prep_sft", named["data_prep_sft"]),
+            PipeStep("sft", named["sft"], inputs=(("model", "pretrain"), ("data", "data_prep_sft"))),
             PipeStep("data_prep_rl", named["data_prep_rl"]),
             evaluation("eval_sft", "accuracy", "sft", "data_prep_rl"),
-            PipeStep("rl", named["rl"]),
+            PipeStep("rl", named["rl"], inputs=(("model", "sft"), ("data", "data_prep_rl"))),
             evaluation("eval_rl", "accuracy", "rl", "data_prep_rl"))
 
 

@@ -53,9 +53,14 @@ def test_pipe_runs_its_steps_and_evaluations_with_pinned_lineage_and_a_rerun_ski
                      ("nano3-sft-model-tiny", "nano3-rl-model-tiny")]:
         assert f"{ids[src]} --> {ids[dst]}" in mermaid
 
+    # A pretraining of the same name beside the pipe becomes :latest; the rerun still reads the
+    # versions its own steps logged, so nothing runs again and nothing gets a second parent.
+    beside = run_cli("nano3", "pretrain", "train.steps=2", "train.checkpoint_interval=0", "train.eval_interval=0",
+                     cwd=work, timeout=600)
+    assert "logged nano3-pretrain-model-tiny:v2" in beside.stdout, beside.stderr[-2000:]
     again = run_cli("nano3", "pipe", cwd=work, timeout=600)
     assert again.returncode == 0 and again.stdout.count("nothing to do") == 10, again.stderr[-2000:]
-    assert all(not (work / "artifacts" / n / "versions" / "v2.json").exists() for n in NAMES)
+    assert all(not (work / "artifacts" / n / "versions" / "v2.json").exists() for n in NAMES if "pretrain-model" not in n)
 
     failed = run_cli("nano3", "pipe", "sft:model.hidden_size=128", cwd=work, timeout=600)
     lines = failed.stderr.strip().splitlines()
