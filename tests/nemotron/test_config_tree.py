@@ -19,6 +19,17 @@ def test_families_nano3_and_super3_exist_with_tiny_default():
         assert cfg.run.name == f"{family}-pretrain-data-tiny"
 
 
+@pytest.mark.parametrize("recipe_name", ["pretrain", "sft", "rl", "data_prep_pretrain", "data_prep_sft", "data_prep_rl"])
+def test_every_familys_tiny_pipe_trains_on_the_same_schedule_and_data(recipe_name):
+    """The tiny pipe learns on the schedules of the tiny variants (README: what it learns); a
+    family whose tiny variant lacked them would run a pipe that learns nothing."""
+    def plain(family):
+        cfg = OmegaConf.to_container(compose(recipe(family, recipe_name), []), resolve=False)
+        return {key: value for key, value in cfg.items() if key in ("train", "optimizer", "rl", "data_prep", "model")}
+
+    assert plain("super3") == plain("nano3")
+
+
 def test_variant_full_switches_groups_and_requires_a_blend():
     cfg = compose(recipe("nano3", "data_prep_pretrain"), ["variant=full", "tokenizer.path=/models/x"])
     assert cfg.data_prep.shards_per_dataset == 64 and cfg.tokenizer.name == "local"
