@@ -1,7 +1,9 @@
-"""Helpers shared by tests: run Python or the CLI in a fresh interpreter of this environment."""
+"""Helpers shared by tests: run Python or the CLI in a fresh interpreter of this environment, and
+read what a training run wrote."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -44,3 +46,21 @@ def kill_cli_when(*args: str, cwd: Path, watch: Path, pattern: str, timeout: flo
         time.sleep(0.01)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+
+
+def trained(work: Path, name: str, *args: str, timeout: float = 600) -> Path:
+    """``nemotron ARGS`` (a training) into an output root of its own, ``work/name``; returns the
+    run directory it made."""
+    done = run_cli(*args, f"train.output_root={work / name}", cwd=work, timeout=timeout)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (run_dir,) = (work / name).glob("*/*")
+    return run_dir
+
+
+def metrics(run_dir: Path) -> list[dict]:
+    """The rows of a training run's ``metrics.jsonl``, one per step."""
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def losses(run_dir: Path) -> list[float]:
+    return [row["loss"] for row in metrics(run_dir)]

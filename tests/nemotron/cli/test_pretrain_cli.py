@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import REPO, kill_cli_when, run_cli
+from helpers import REPO, kill_cli_when, losses, run_cli
 
 pytestmark = pytest.mark.slow
 SHORT = ["train.steps=12", "train.checkpoint_interval=6", "train.eval_interval=6", "train.eval_steps=1"]
@@ -19,10 +19,6 @@ SHORT = ["train.steps=12", "train.checkpoint_interval=6", "train.eval_interval=6
 def prep(work: Path) -> None:
     done = run_cli("nano3", "data", "prep", "pretrain", cwd=work)
     assert done.returncode == 0, done.stderr
-
-
-def losses(run_dir: Path) -> list[float]:
-    return [json.loads(line)["loss"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
 def record(work: Path, name: str, version: int) -> dict:

@@ -9,12 +9,11 @@ are bit-identical; resharded continuations differ by at most 9.5e-7.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
-from helpers import kill_cli_when, run_cli
+from helpers import kill_cli_when, losses, metrics, run_cli, trained
 
 pytestmark = pytest.mark.slow
 
@@ -43,18 +42,7 @@ def work(prepared) -> Path:
 
 def train(work: Path, name: str, *overrides: str) -> Path:
     """The run directory of a 6-step pretraining in its own output root."""
-    done = run_cli(*RUN, *overrides, f"train.output_root={work / name}", cwd=work, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    (run_dir,) = (work / name).glob("*/*")
-    return run_dir
-
-
-def metrics(run_dir: Path) -> list[dict]:
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-
-
-def losses(run_dir: Path) -> list[float]:
-    return [row["loss"] for row in metrics(run_dir)]
+    return trained(work, name, *RUN, *overrides)
 
 
 @pytest.fixture(scope="module")

@@ -10,12 +10,11 @@ aux losses agree to 1e-6; resumes are bit-identical.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
-from helpers import kill_cli_when, run_cli
+from helpers import kill_cli_when, metrics, run_cli, trained
 
 pytestmark = pytest.mark.slow
 
@@ -38,14 +37,7 @@ def work(prepared) -> Path:
 
 
 def train(work: Path, run: list[str], name: str, *overrides: str) -> Path:
-    done = run_cli(*run, *overrides, f"train.output_root={work / name}", cwd=work, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    (run_dir,) = (work / name).glob("*/*")
-    return run_dir
-
-
-def metrics(run_dir: Path) -> list[dict]:
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return trained(work, name, *run, *overrides)
 
 
 def column(rows: list[dict], key: str) -> list:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import run_cli
+from helpers import losses, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -24,10 +24,6 @@ RUN = ["nano3", "pretrain", "train.steps=12", "train.checkpoint_interval=10", "t
 @pytest.fixture(scope="module")
 def work(prepared) -> Path:
     return prepared
-
-
-def losses(run_dir: Path) -> list[float]:
-    return [json.loads(line)["loss"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
 def signal_after(work: Path, out: Path, args: list[str], signum: int, steps: int) -> subprocess.CompletedProcess:
