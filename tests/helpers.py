@@ -3,7 +3,6 @@ read what a training run wrote."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -59,7 +58,9 @@ def trained(work: Path, name: str, *args: str, timeout: float = 600) -> Path:
 
 def metrics(run_dir: Path) -> list[dict]:
     """The rows of a training run's ``metrics.jsonl``, one per step."""
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    from nemotron.train.metrics import METRICS_FILE, read_metrics
+
+    return read_metrics(run_dir / METRICS_FILE)
 
 
 def losses(run_dir: Path) -> list[float]:

@@ -4,9 +4,10 @@ report picture of the chain (:mod:`nemotron.stages.report`).
 
 Each step composes its own recipe with its inputs (``run.data``, ``run.model``) pinned to the
 exact versions the earlier steps logged, so a run of the same name made beside the pipe (a
-sweep) never becomes a parent; a step run alone reads the family's and variant's ``:latest``. A step
-whose output already exists for the same inputs and config returns the logged artifact
-instead of running again, so a re-run after a failure picks up where it stopped. Overrides apply to every step, or to one step with its name as a prefix:
+sweep) never becomes a parent; a step run alone reads the family's and variant's ``:latest``.
+A step whose output already exists for the same inputs and config returns the logged
+artifact instead of running again, so a re-run after a failure picks up where it stopped.
+Overrides apply to every step, or to one step with its name as a prefix:
 ``pretrain:train.steps=20``. Under a SLURM profile every step is its own job, chained with
 ``afterok``, and each resolves its inputs when it starts.
 """

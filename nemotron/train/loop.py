@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from nemo_runspec.schema import validate
 from nemotron.schemas.job import TrainingJob
 from nemotron.schemas.model import architecture_of
@@ -127,7 +129,9 @@ def train(job: TrainingJob, batches_for: Callable[[TrainingJob, distributed.Topo
     result = {"step": state.step, "final_loss": last_loss,
               "val_loss": val_loss, "tokens_seen": state.tokens_seen, "checkpoint": str(final),
               "processes": topo.world_size, "tensor_parallel": topo.tp_size, "pipeline_parallel": topo.pp_size,
-              "data_parallel": topo.dp_size, "cpu_threads": _cpu_threads(topo)}
+              "data_parallel": topo.dp_size,
+              # a CPU matmul's sums depend on the thread count: reproduce reruns with it
+              "cpu_threads": None if topo.device.type == "cuda" else torch.get_num_threads()}
     if metrics:
         metrics.close()
         if result["final_loss"] is None:  # resumed at the last step: the loss is in the metrics file
@@ -181,11 +185,3 @@ def _resume_or_start(run_dir: Path, run: engine.Engine, job: TrainingJob, topo: 
         print(f"resuming from {latest} (step {state.step}{how})", flush=True)
     state.tp_size, state.world_size, state.layout = topo.tp_size, topo.world_size, layout
     return state
-
-
-def _cpu_threads(topo: distributed.Topology) -> int | None:
-    """Torch's intra-op threads on CPU: a CPU matmul's sums depend on them, so ``reproduce`` runs
-    with the same count (None on GPU)."""
-    import torch
-
-    return torch.get_num_threads() if topo.device.type == "cpu" else None
