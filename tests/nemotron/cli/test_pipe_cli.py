@@ -67,6 +67,30 @@ def test_pipe_runs_its_steps_and_evaluations_with_pinned_lineage_and_a_rerun_ski
     assert failed.returncode == 1 and lines[-2].startswith("error: step 6/10 sft failed: parent"), failed.stderr[-2000:]
 
 
+def test_pipe_verify_inputs_digests_every_input_file_before_a_step(default_pipe):
+    """A shard changed in place with its size and mtime kept passes the quick check (sizes and
+    touched files); ``pipe --verify-inputs`` digests every file and the pretrain step refuses it."""
+    import os
+
+    work, _ = default_pipe
+    data = record(work, "nano3-pretrain-data-tiny")
+    shard = Path(data["path"]) / next(e["path"] for e in data["contents"]["files"] if e["path"].endswith(".bin"))
+    kept, stat = shard.read_bytes(), shard.stat()
+    changed = bytearray(kept)
+    changed[len(changed) // 2] ^= 0xFF
+    shard.write_bytes(bytes(changed))
+    os.utime(shard, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    try:
+        quick = run_cli("nano3", "pipe", "--to", "pretrain", cwd=work, timeout=600)
+        full = run_cli("nano3", "pipe", "--to", "pretrain", "--verify-inputs", cwd=work, timeout=600)
+    finally:
+        shard.write_bytes(kept)
+        os.utime(shard, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert quick.returncode == 0 and quick.stdout.count("nothing to do") == 2, quick.stderr[-2000:]
+    assert full.returncode == 1, full.stdout[-2000:]
+    assert "step 2/2 pretrain failed: art://nano3-pretrain-data-tiny:v1 changed since it was published" in full.stderr
+
+
 def test_the_tiny_hybrid_pipe_trains_nemotron_h_through_every_stage_on_the_tiny_data(isolated):
     """variant=tiny_hybrid: pretraining and SFT of nano3_tiny (Mamba-2 + attention + MoE) on
     Megatron-Core, the SFT model exported to Hugging Face NemotronH for GRPO; the data preps
